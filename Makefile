@@ -1,0 +1,34 @@
+# Two entry points (README): `make run` = dvc repro on the default params, `make test` = the test suite.
+# Each creates .venv with python -m venv + pip on a fresh machine; later calls reuse it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: run test bench venv browser clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
+
+# The report test renders reports/report.html in a real headless browser: Debian's chromium.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.train_speed
+
+clean:
+	rm -rf $(VENV)
