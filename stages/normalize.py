@@ -19,10 +19,15 @@ def main(
     out_dir: Annotated[Path, typer.Argument(help="Where train.pt and test.pt go.")],
     image_size: Annotated[int, typer.Option(help="Side of the output images (28 = unchanged).",
                                             callback=checked("normalize.image_size"))] = P["image_size"],
+    max_train_images: Annotated[int, typer.Option(help="Keep the first N training images (0 = all).",
+                                                  callback=checked("normalize.max_train_images"))]
+    = P["max_train_images"],
 ):
     """Load MNIST with torchvision's own loader and save {images: uint8 (N,1,S,S), labels: int64 (N,)}."""
     for split, train in (("train", True), ("test", False)):
         images, labels = load_split(raw_root, train=train)
+        if train and max_train_images:
+            images, labels = images[:max_train_images], labels[:max_train_images]
         images = resize_uint8(images, image_size)
         save_torch({"images": images, "labels": labels}, out_dir / f"{split}.pt")
         typer.echo(f"normalize: {split}.pt  {tuple(images.shape)} uint8, labels {tuple(labels.shape)}")

@@ -1,6 +1,7 @@
 """Write reports/report.html (self-contained) and reports/report.md: params, metrics, curves, samples."""
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Annotated
 
@@ -8,7 +9,7 @@ import typer
 import yaml
 
 from mnist_gan.cli import checked, params_or_exit, run
-from mnist_gan.report import Page, curves_figure, epoch_grids, figure_bytes, gif_bytes
+from mnist_gan.report import Page, curves_figure, epoch_grids, figure_bytes, gif_bytes, histogram_figure
 from mnist_gan.storage import PipelineError
 
 P = params_or_exit()
@@ -21,10 +22,35 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def baseline_metrics(path: Path, rev: str) -> dict | None:
+    """`path` as committed at git revision `rev` (DVC metrics with cache: false live in git), if any."""
+    done = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return None
+
+
+METRICS = {  # key in metrics.json -> (label, which way is better)
+    "fid": ("FID in classifier features", "lower"),
+    "classifier_score": ("classifier score (max 10)", "higher"),
+    "classes_covered": ("digit classes covered (>= 2% each)", "higher"),
+    "kl_to_uniform": ("KL(class histogram || uniform)", "lower"),
+    "precision": ("precision (k-NN manifold)", "higher"),
+    "recall": ("recall (k-NN manifold)", "higher"),
+    "nn_dist_mean": ("mean L2 to nearest training image", "higher = less copying"),
+    "nn_dist_min": ("min L2 to nearest training image", "higher = less copying"),
+    "closer_than_test_1pct": ("share closer than 99% of test images", "lower"),
+}
+
+
 @app.command()
 def main(
     train_dir: Annotated[Path, typer.Argument(help="The train stage's DVCLive folder.")],
     sample_dir: Annotated[Path, typer.Argument(help="The sample stage's folder (grid.png).")],
+    eval_dir: Annotated[Path, typer.Argument(help="The evaluate stage's folder (metrics.json, images).")],
     out_dir: Annotated[Path, typer.Argument(help="Where report.html, report.md and assets/ go.")],
     baseline: Annotated[str, typer.Option(help="Git revision whose metrics stand beside these.",
                                           callback=checked("report.baseline"))] = P["report"]["baseline"],
@@ -36,8 +62,26 @@ def main(
         raise PipelineError(f"{grid} does not exist; run the sample stage first (dvc repro)")
     page = Page(f"mnist-gan: {P['model']}, {P['epochs']} epoch(s), lr {P['lr']:g}")
 
+    evaluation = read_json(eval_dir / "metrics.json")
+    previous = (baseline_metrics(eval_dir / "metrics.json", baseline) or {}).get("generated", {})
+    page.heading("Metrics")
+    page.paragraph(f"{P['evaluate']['n_samples']} generated images against the 10,000 real test images, in the "
+                   f"feature space of a classifier trained on real MNIST. 'real floor': the same number of real "
+                   f"training images scored the same way. 'baseline': this run's metrics as committed at "
+                   f"{baseline!r}" + ("" if previous else " (none found)") + ".")
+    gen, floor = evaluation["generated"], evaluation["real_floor"]
+    page.table(["metric", "this run", "real floor", f"baseline ({baseline})", "better"],
+               [[label, gen.get(k), floor.get(k), previous.get(k), better] for k, (label, better) in METRICS.items()])
+    classes = read_json(eval_dir / "classes.json")
+    page.image("classes.png", figure_bytes(histogram_figure(classes["generated"], classes["real"])),
+               "Digits the classifier sees in the samples and in real data")
+    page.image("per_class.png", (eval_dir / "per_class.png").read_bytes(),
+               "Samples per digit class (rows 0-9, most confident first)")
+    page.image("nearest.png", (eval_dir / "nearest.png").read_bytes(),
+               "Memorization check: the samples closest to a training image (top) and that image (bottom)")
+
     page.heading("Training")
-    page.table(["metric", "final epoch"], [[k, v] for k, v in train.get("epoch", {}).items()])
+    page.table(["metric", "final epoch"], [[k, v] for k, v in train.get("epoch_mean", {}).items()])
     page.image("curves.png", figure_bytes(curves_figure(train_dir)), "Losses and D outputs per logged step")
 
     page.heading("Samples")

@@ -1,5 +1,6 @@
 """Train the GAN on normalized MNIST: weights, per-epoch fixed-noise grids, DVCLive curves, resumable."""
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +15,7 @@ from mnist_gan.models import GANConfig, build_gan, weights_file
 from mnist_gan.report import image_grid
 from mnist_gan.storage import file_digest, save_torch
 from mnist_gan.training import (STATS, Trainer, TrainConfig, fingerprint, fixed_noise, load_checkpoint,
-                                prepare_models)
+                                prepare_models, trim_history)
 from mnist_gan.utils import seed_everything, set_cpu_threads, setup_distributed, teardown_distributed
 
 P = params_or_exit()
@@ -56,10 +57,12 @@ def main(
     generator, discriminator = prepare_models(*build_gan(gan, P["init"]), cfg, dev, world)
     trainer = Trainer(generator, discriminator, images.to(dev), cfg, dev, rank, world)
     run_id = fingerprint({**asdict(cfg), **asdict(gan), "init": P["init"], "world": world,
-                          "max_steps": max_steps}, file_digest(train_file))
-    epoch, step = load_checkpoint(checkpoint, run_id, trainer)
+                          "max_steps": max_steps}, file_digest(train_file), script=Path(__file__))
+    total = min(epochs * trainer.steps_per_epoch, max_steps or 10**12)
+    epoch, step = load_checkpoint(checkpoint, run_id, trainer, total)
     if epoch and rank == 0:
         typer.echo(f"resuming from {checkpoint}: {epoch} epoch(s), {step} steps done")
+        trim_history(results, step)
     noise = fixed_noise(trainer.latent_shape, 16, seed).to(dev)
     live = Live(str(results), dvcyaml=False, save_dvc_exp=False, resume=epoch > 0) if rank == 0 else None
     tboard = None
@@ -67,7 +70,6 @@ def main(
         from torch.utils.tensorboard import SummaryWriter
 
         tboard = SummaryWriter(str(results / "tensorboard"))
-    total = min(epochs * trainer.steps_per_epoch, max_steps or 10**12)
 
     def log_window(at: int, means: dict[str, float]) -> None:
         progress.update(task, completed=at, stats="  ".join(f"{LABELS[k]} {v:.3f}" for k, v in means.items()))
@@ -83,14 +85,16 @@ def main(
         task = progress.add_task("train", total=total, completed=step, stats="")
         while epoch < epochs and step < total:
             epoch += 1
+            started, first = time.perf_counter(), step
             means = trainer.run_epoch(epoch, step, max_steps, on_log=log_window)
             step = min(step + trainer.steps_per_epoch, total)
+            speed = (step - first) * batch_size * world / (time.perf_counter() - started)
             if rank != 0:
                 continue
             grid = image_grid(trainer.sample(noise), nrow=4)
             for k, v in means.items():
-                live.log_metric(f"epoch/{k}", v, plot=False)
-            live.log_metric("epoch", epoch, plot=False)
+                live.log_metric(f"epoch_mean/{k}", v)
+            live.log_metric("epochs", epoch, plot=False)
             live.log_image(f"fixed_noise/epoch_{epoch:03d}.png", grid)
             live.make_summary()
             if tboard is not None:
@@ -98,7 +102,8 @@ def main(
             save_torch(weights_file(trainer.g), models_dir / "generator.pt")
             save_torch(weights_file(trainer.d), models_dir / "discriminator.pt")
             save_torch({**trainer.state_dict(), "epoch": epoch, "step": step, "run_id": run_id}, checkpoint)
-            progress.console.print(f"epoch {epoch}/{epochs}: " + "  ".join(f"{LABELS[k]} {means[k]:.4f}" for k in STATS))
+            progress.console.print(f"epoch {epoch}/{epochs}: " + "  ".join(f"{LABELS[k]} {means[k]:.4f}" for k in STATS)
+                                   + f"  ({speed:.0f} img/s)", soft_wrap=True)
     if live is not None:
         live.end()
     if tboard is not None:

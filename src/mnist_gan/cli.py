@@ -53,18 +53,16 @@ def run(app: typer.Typer) -> None:
         fail("aborted", code=130)
     except KeyboardInterrupt:
         fail("interrupted (Ctrl-C)", code=130)
-    except Exception as e:  # click's usage errors print themselves like Typer's normal mode would
-        import click
-
-        if isinstance(e, click.ClickException):
+    except ParamsError as e:
+        fail(str(e), code=2)
+    except PipelineError as e:
+        fail(str(e))
+    except OSError as e:
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        fail(f"cannot read or write{where}: {e.strerror or e}")
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # a usage error (click's, or Typer's own copy of it)
             e.show()
             raise SystemExit(e.exit_code) from None
-        if isinstance(e, ParamsError):
-            fail(str(e), code=2)
-        if isinstance(e, PipelineError):
-            fail(str(e))
-        if isinstance(e, OSError):
-            where = f" {e.filename}" if getattr(e, "filename", None) else ""
-            fail(f"cannot write or read{where}: {e.strerror or e}")
         raise
     sys.exit(0)

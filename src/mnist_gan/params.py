@@ -139,8 +139,13 @@ SCHEMA: dict[str, Any] = {
     "compile": boolean(),
     "channels_last": boolean(),
     "fetch": {"source": fetch_source, "timeout": number(gt=0.0, lt=3600.0)},
-    "normalize": {"image_size": integer(8, 256)},
+    "normalize": {"image_size": integer(8, 256), "max_train_images": integer(0, 60000)},
     "sample": {"n_images": integer(1, 100000), "seed": integer(0, 2**32 - 1), "nrow": integer(1, 256)},
+    "classifier": {"epochs": integer(1, 100), "batch_size": integer(1, 65536), "lr": number(gt=0.0, lt=1.0),
+                   "seed": integer(0, 2**32 - 1), "min_accuracy": number(ge=0.0, lt=1.0001),
+                   "max_train_images": integer(0, 60000)},
+    "evaluate": {"n_samples": integer(100, 100000), "seed": integer(0, 2**32 - 1), "nearest_k": integer(1, 50),
+                 "n_pairs": integer(1, 64)},
     "report": {"baseline": text("HEAD")},
 }
 
@@ -153,7 +158,10 @@ def params_path() -> Path:
 
 
 def _fmt(v: Any) -> str:
-    return repr(v) if isinstance(v, str) else yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+    """A value as one short line, whatever it holds (YAML spellings for true/false/null)."""
+    text = {True: "true", False: "false", None: "null"}.get(v, None) if isinstance(v, (bool, type(None))) else None
+    text = text or repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _validate(raw: Any, schema: dict, prefix: str, where: str) -> dict:

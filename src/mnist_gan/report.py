@@ -175,3 +175,35 @@ img {{ image-rendering: pixelated; max-width: 100%; }}
 {body}
 </body></html>
 """
+
+
+def class_grid(samples: torch.Tensor, probs: torch.Tensor, per_class: int = 10) -> Image.Image:
+    """One row per digit 0-9: the samples the classifier is surest belong to it (blank where there are none)."""
+    rows = []
+    labels, confidence = probs.argmax(1), probs.max(1).values
+    for digit in range(probs.shape[1]):
+        members = (labels == digit).nonzero().flatten()
+        best = members[confidence[members].argsort(descending=True)][:per_class]
+        row = torch.full((per_class, *samples.shape[1:]), -1.0)
+        row[: len(best)] = samples[best]
+        rows.append(row)
+    return image_grid(torch.cat(rows), nrow=per_class)
+
+
+def pairs_grid(samples: torch.Tensor, neighbours: torch.Tensor) -> Image.Image:
+    """Top row: samples; bottom row: the training image nearest to each."""
+    return image_grid(torch.cat([samples, neighbours]), nrow=len(samples))
+
+
+def histogram_figure(generated: list[float], real: list[float]) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    digits = torch.arange(len(generated)).numpy()
+    ax.bar(digits - 0.2, real, width=0.4, label="real (test)", color="#999")
+    ax.bar(digits + 0.2, generated, width=0.4, label="generated", color="#2a7ab9")
+    ax.axhline(1 / len(generated), color="k", linewidth=0.6, linestyle=":")
+    ax.set_xticks(digits)
+    ax.set_xlabel("digit predicted by the classifier")
+    ax.set_ylabel("share of images")
+    ax.legend()
+    fig.tight_layout()
+    return fig

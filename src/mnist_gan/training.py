@@ -90,10 +90,11 @@ def fixed_noise(latent_shape: tuple[int, ...], n: int, seed: int) -> torch.Tenso
     return torch.randn(n, *latent_shape, generator=torch.Generator().manual_seed(seed))
 
 
-def fingerprint(settings: dict, data_digest: str) -> str:
-    """Identity of a training run: resume only from a checkpoint with the same params, data and code."""
+def fingerprint(settings: dict, data_digest: str, script: Path | None = None) -> str:
+    """Identity of a training run: resume only from a checkpoint with the same params, data and code
+    (the library and the stage `script`)."""
     code = hashlib.sha256()
-    for path in sorted(Path(mnist_gan.__file__).parent.glob("*.py")):
+    for path in sorted(Path(mnist_gan.__file__).parent.glob("*.py")) + ([Path(script)] if script else []):
         code.update(path.read_bytes())
     blob = json.dumps({"settings": settings, "data": data_digest, "code": code.hexdigest()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -223,10 +224,11 @@ def prepare_models(generator: nn.Module, discriminator: nn.Module, cfg: TrainCon
     return generator, discriminator
 
 
-def load_checkpoint(path: Path, run_id: str, trainer: Trainer) -> tuple[int, int]:
-    """Restore `trainer` from `path` if it belongs to this run; return (epochs done, steps done).
+def load_checkpoint(path: Path, run_id: str, trainer: Trainer, total_steps: int) -> tuple[int, int]:
+    """Restore `trainer` from `path` if it is an unfinished state of this run; return (epochs, steps) done.
 
-    A checkpoint of other params, data or code is ignored (training starts over); so is an unreadable one.
+    A checkpoint of other params, data or code is ignored (training starts over); so is an unreadable one,
+    and a finished one: DVC reruns a finished stage only when something it depends on changed.
     """
     if not Path(path).is_file():
         return 0, 0
@@ -234,7 +236,7 @@ def load_checkpoint(path: Path, run_id: str, trainer: Trainer) -> tuple[int, int
         state = load_torch(path, "checkpoint")
     except PipelineError:
         return 0, 0
-    if state.get("run_id") != run_id:
+    if state.get("run_id") != run_id or int(state["step"]) >= total_steps:
         return 0, 0
     trainer.load_state_dict(state)
     return int(state["epoch"]), int(state["step"])

@@ -1,0 +1,182 @@
+"""Training throughput of this project's trainer against the seeds' loop, on the same machine, in one run.
+
+The reference loop is written the way every seed script does it: torchvision's MNIST dataset with
+ToTensor() + Normalize((0.5,), (0.5,)) per item, DataLoader(shuffle=True), D ending in Sigmoid and BCELoss.
+Both train the same models at the same batch size; runs alternate (ref, ours, ref, ours, ...) so that machine
+noise hits both alike, and the median of the repeats is reported. Also: FLOPs per step (torch's
+FlopCounterMode), this machine's fp32 matmul peak, peak RSS of a real train stage, and no-op `dvc repro`.
+
+    python -m benchmarks.train_speed            # needs data/raw and data/processed: run `dvc repro normalize`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from torch import nn
+
+from mnist_gan.data import load_processed
+from mnist_gan.models import GANConfig, build_gan
+from mnist_gan.training import Trainer, TrainConfig, prepare_models, train_step
+from mnist_gan.utils import pick_device, set_cpu_threads
+
+app = typer.Typer(add_completion=False, help=__doc__)
+MODELS = {  # name -> (GANConfig overrides, batch size)
+    "mlp": ({"model": "mlp", "latent_dim": 64, "g_hidden": [256], "d_hidden": [128], "g_activation": "leaky_relu",
+             "leaky_slope": 0.1}, 32),
+    "dcgan": ({"model": "dcgan"}, 128),
+}
+
+
+def reference_loop(cfg: GANConfig, raw_root: Path, batch_size: int, steps: int, device: torch.device) -> float:
+    """The seeds' loop; returns images/s over `steps` steps (after 3 warm-up steps)."""
+    from torchvision import datasets, transforms
+
+    dataset = datasets.MNIST(str(raw_root), train=True, download=False, transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True)
+    generator, discriminator = build_gan(cfg, "dcgan")
+    generator, discriminator = generator.to(device), nn.Sequential(discriminator, nn.Sigmoid()).to(device)
+    criterion = nn.BCELoss()
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    start, done = None, 0
+    for i, (real, _) in enumerate(loader):
+        if i == 3:
+            start = time.perf_counter()
+        real = real.to(device)
+        ones, zeros = torch.ones(len(real), device=device), torch.zeros(len(real), device=device)
+        z = torch.randn(len(real), *generator.latent_shape, device=device)
+        discriminator.zero_grad()
+        fake = generator(z)
+        loss_d = criterion(discriminator(real), ones) + criterion(discriminator(fake.detach()), zeros)
+        loss_d.backward()
+        opt_d.step()
+        generator.zero_grad()
+        loss_g = criterion(discriminator(fake), ones)
+        loss_g.backward()
+        opt_g.step()
+        loss_d.item(), loss_g.item()  # the seeds print losses every step (a host sync on GPU)
+        if i >= 3:
+            done += 1
+        if done == steps:
+            break
+    _sync(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def our_loop(trainer: Trainer, steps: int, device: torch.device) -> float:
+    trainer.run_epoch(0, 0, max_steps=3)  # warm-up (and compilation, if enabled)
+    _sync(device)
+    start = time.perf_counter()
+    trainer.run_epoch(0, 0, max_steps=steps)
+    _sync(device)
+    return steps * trainer.cfg.batch_size / (time.perf_counter() - start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def flops_per_step(trainer: Trainer) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    real = torch.rand(trainer.cfg.batch_size, *trainer.images.shape[1:], device=trainer.device) * 2 - 1
+    z = torch.randn(trainer.cfg.batch_size, *trainer.latent_shape, device=trainer.device)
+    with FlopCounterMode(display=False) as counter:
+        train_step(trainer.generator, trainer.discriminator, trainer.opt_g, trainer.opt_d, real, z)
+    return counter.get_total_flops()
+
+
+def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    """fp32 GEMM throughput in FLOP/s (best of `repeats`), the yardstick for 'fraction of peak'."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def train_stage_peak_rss(steps: int) -> float:
+    """Peak RSS (GB) of a real `python -m stages.train` process on the full training set."""
+    tmp = Path("/tmp/mnist-gan-bench")
+    cmd = [sys.executable, "-m", "stages.train", "data/processed", str(tmp), "--results", str(tmp / "results"),
+           "--checkpoint", str(tmp / "checkpoint.pt"), "--max-steps", str(steps), "--epochs", "1"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6  # KiB on Linux -> GB
+
+
+def noop_repro(repeats: int) -> float | None:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    if "up to date" not in subprocess.run(["dvc", "status"], capture_output=True, text=True, env=env).stdout:
+        return None  # only meaningful on a reproduced pipeline
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(["dvc", "repro"], check=True, capture_output=True, env=env)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+@app.command()
+def main(
+    steps: Annotated[int, typer.Option(help="Timed steps per repeat.")] = 60,
+    repeats: Annotated[int, typer.Option(help="Alternating repeats per loop.")] = 5,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    models: Annotated[str, typer.Option(help="Comma-separated: mlp,dcgan.")] = "mlp,dcgan",
+    out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+):
+    """Alternate the seeds' loop and ours; print img/s medians, ratios, fraction of matmul peak, memory."""
+    dev = pick_device(device)
+    if dev.type == "cpu":
+        set_cpu_threads(None)
+    images = load_processed(Path("data/processed/train.pt"))["images"]
+    peak = matmul_peak(dev)
+    report: dict = {"device": str(dev), "threads": torch.get_num_threads(), "matmul_peak_gflops": peak / 1e9}
+    typer.echo(f"device {dev}, {torch.get_num_threads()} threads, fp32 matmul peak {peak / 1e9:.0f} GFLOP/s")
+    for name in models.split(","):
+        overrides, batch = MODELS[name]
+        cfg = GANConfig(**overrides)
+        torch.manual_seed(0)
+        tcfg = TrainConfig(batch_size=batch, log_every=10**9,
+                           precision="bf16" if dev.type == "cuda" else "fp32")
+        generator, discriminator = prepare_models(*build_gan(cfg, "dcgan"), tcfg, dev)
+        trainer = Trainer(generator, discriminator, images.to(dev), tcfg, dev)
+        flops = flops_per_step(trainer)
+        ref, ours = [], []
+        for _ in range(repeats):
+            ref.append(reference_loop(cfg, Path("data/raw"), batch, steps, dev))
+            ours.append(our_loop(trainer, steps, dev))
+        r, o = statistics.median(ref), statistics.median(ours)
+        fraction = o / batch * flops / peak
+        report[name] = {"batch": batch, "reference_img_s": r, "ours_img_s": o, "ratio": o / r,
+                        "flops_per_image": flops / batch, "fraction_of_matmul_peak": fraction}
+        typer.echo(f"{name:6s} batch {batch:4d}: reference {r:8.0f} img/s   ours {o:8.0f} img/s   "
+                   f"x{o / r:.2f}   {flops / batch / 1e6:.0f} MFLOP/img   {100 * fraction:.0f}% of matmul peak")
+    rss = train_stage_peak_rss(steps=20)
+    report["train_stage_peak_rss_gb"] = rss
+    typer.echo(f"train stage peak RSS: {rss:.2f} GB")
+    noop = noop_repro(repeats=5)
+    report["noop_dvc_repro_s"] = noop
+    typer.echo("no-op dvc repro: " + (f"{noop:.2f} s (median of 5)" if noop else "skipped (pipeline not up to date)"))
+    if out:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    app()

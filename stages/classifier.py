@@ -1,0 +1,59 @@
+"""Train the MNIST classifier whose features every evaluation metric uses (FID, score, precision/recall).
+
+It reads the raw 28x28 data and its own params only, so GAN experiments (any model, any image size) reuse it.
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mnist_gan.classifier import ClassifierConfig, predict, train_classifier
+from mnist_gan.cli import checked, params_or_exit, run
+from mnist_gan.data import load_split
+from mnist_gan.storage import PipelineError, save_torch, write_text
+from mnist_gan.utils import pick_device, set_cpu_threads
+
+P = params_or_exit()["classifier"]
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+@app.command()
+def main(
+    raw_root: Annotated[Path, typer.Argument(help="Folder holding MNIST/raw/ (torchvision's layout).")],
+    out: Annotated[Path, typer.Argument(help="Classifier weights file to write.")],
+    metrics: Annotated[Path, typer.Option(help="Where the test accuracy goes.")]
+    = Path("results/classifier/metrics.json"),
+    epochs: Annotated[int, typer.Option(help="Passes over the training set.", callback=checked("classifier.epochs"))]
+    = P["epochs"],
+    max_train_images: Annotated[int, typer.Option(help="Train on the first N images (0 = all).",
+                                                  callback=checked("classifier.max_train_images"))]
+    = P["max_train_images"],
+    min_accuracy: Annotated[float, typer.Option(help="Fail below this test accuracy.",
+                                                callback=checked("classifier.min_accuracy"))] = P["min_accuracy"],
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps; not a DVC param.")] = "auto",
+):
+    """Train on the 60,000 real training images, measure accuracy on the 10,000 test images."""
+    dev = pick_device(device)
+    if dev.type == "cpu":
+        set_cpu_threads(None)
+    cfg = ClassifierConfig(epochs=epochs, batch_size=P["batch_size"], lr=P["lr"], seed=P["seed"])
+    images, labels = load_split(raw_root, train=True)
+    if max_train_images:
+        images, labels = images[:max_train_images], labels[:max_train_images]
+    model = train_classifier(images, labels, cfg, dev,
+                             on_epoch=lambda e, loss: typer.echo(f"classifier epoch {e}/{epochs}: loss {loss:.4f}"))
+    test_images, test_labels = load_split(raw_root, train=False)
+    _, probs = predict(model, test_images)
+    accuracy = float((probs.argmax(1) == test_labels).double().mean())
+    write_text(metrics, json.dumps({"test_accuracy": accuracy}, indent=2) + "\n")
+    typer.echo(f"classifier: test accuracy {accuracy:.4f}")
+    if accuracy < min_accuracy:
+        raise PipelineError(f"classifier test accuracy {accuracy:.4f} is below classifier.min_accuracy "
+                            f"{min_accuracy}: its features would make the metrics meaningless")
+    save_torch({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, out)
+
+
+if __name__ == "__main__":
+    run(app)

@@ -1,0 +1,117 @@
+"""params.yaml validation: every bad value gives one line naming the key, the value and what is allowed."""
+
+import re
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mnist_gan.params import SCHEMA, ParamsError, check_value, load_params, validate
+from tests.conftest import ROOT
+
+
+def good() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def error_for(raw) -> str:
+    with pytest.raises(ParamsError) as err:
+        validate(raw)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_the_committed_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params["lr"] == 0.0002 and params["model"] == "dcgan"
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("lr", 0, "> 0.0"),
+    ("lr", -1.0, "> 0.0"),
+    ("lr", "fast", "finite number"),
+    ("lr", float("nan"), "finite number"),
+    ("batch_size", 0, "integer >= 1"),
+    ("batch_size", 12.5, "integer >= 1"),
+    ("batch_size", True, "integer >= 1"),
+    ("epochs", "3", "integer >= 1"),
+    ("model", "transformer", "one of dcgan | dcgan64 | conv | mlp"),
+    ("g_hidden", [256, -1], "list of 1 to 8 integers"),
+    ("tensorboard", "yes", "true or false"),
+    ("beta1", 1.0, "< 1.0"),
+])
+def test_bad_values_name_key_value_and_allowed(key, value, allowed):
+    raw = good()
+    raw[key] = value
+    message = error_for(raw)
+    assert f"{key} = " in message and allowed in message
+
+
+def test_bad_section_values():
+    raw = good()
+    raw["sample"]["n_images"] = -3
+    assert "sample.n_images = -3" in error_for(raw)
+    raw = good()
+    raw["fetch"]["source"] = "ftp"
+    assert "fetch.source = 'ftp'" in error_for(raw) and "auto | torchvision | pypi" in error_for(raw)
+
+
+def test_unknown_and_missing_keys():
+    raw = good()
+    raw["learning_rate"] = 0.1
+    assert "unknown key learning_rate" in error_for(raw)
+    raw = good()
+    del raw["sample"]["seed"]
+    assert "missing key sample.seed" in error_for(raw)
+    raw = good()
+    raw["sample"]["colour"] = "red"
+    assert "unknown key sample.colour" in error_for(raw)
+
+
+def test_model_and_image_size_must_agree():
+    raw = good()
+    raw["model"] = "dcgan64"
+    assert "normalize.image_size = 28 does not fit model = 'dcgan64'; expected 64" in error_for(raw)
+
+
+@pytest.mark.parametrize("text", ["2e-4", "2.0e-4", "2E-4", "0.0002", ".0002", "+2e-4", "2.e-4", "0.2e-3"])
+def test_every_float_spelling_reads_as_a_float(tmp_path, text):
+    body = (ROOT / "params.yaml").read_text()
+    body = re.sub(r"^lr: .*$", f"lr: {text}", body, flags=re.M)
+    (tmp_path / "params.yaml").write_text(body)
+    assert load_params(tmp_path / "params.yaml")["lr"] == pytest.approx(2e-4)
+
+
+def test_yaml_syntax_error_is_one_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("lr: [0.1\nseed: 1\n")
+    with pytest.raises(ParamsError, match="not valid YAML at line"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_check_value_is_the_same_rule_for_cli_options():
+    assert check_value("sample.n_images", 5) == 5
+    with pytest.raises(ParamsError, match=r"lr = -0.1 is not allowed; expected a finite number > 0.0"):
+        check_value("lr", -0.1)
+
+
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=6,
+)
+all_keys = [k for k, v in SCHEMA.items() if not isinstance(v, dict)] + [
+    f"{s}.{k}" for s, sec in SCHEMA.items() if isinstance(sec, dict) for k in sec]
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(all_keys), value=yaml_values)
+def test_fuzz_any_value_is_accepted_or_refused_in_one_line(key, value):
+    raw = good()
+    *section, leaf = key.split(".")
+    (raw[section[0]] if section else raw)[leaf] = value
+    try:
+        validate(raw)
+    except ParamsError as e:
+        assert "\n" not in str(e) and key.split(".")[-1] in str(e) or "image_size" in str(e)

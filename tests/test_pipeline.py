@@ -1,0 +1,103 @@
+"""The DAG itself: dvc.yaml and params.yaml agree, and a real `dvc repro` / `dvc exp run` in a temp repo."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mnist_gan.params import SCHEMA
+from tests.conftest import ROOT, copy_project, set_params
+
+DVC = [sys.executable, "-m", "dvc"]
+
+
+def dvc_yaml() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())
+
+
+def test_each_stage_runs_its_own_script_listed_in_its_deps():
+    for name, stage in dvc_yaml()["stages"].items():
+        script = f"stages/{name}.py"
+        assert (ROOT / script).is_file(), name
+        assert f"python -m stages.{name} " in stage["cmd"], name
+        assert script in stage["deps"], name
+
+
+def test_every_listed_param_exists_and_library_deps_exist():
+    for name, stage in dvc_yaml()["stages"].items():
+        for entry in stage.get("params", []):
+            if isinstance(entry, dict):  # {params.yaml: null} = the whole file
+                continue
+            node = SCHEMA
+            for part in entry.split("."):
+                assert part in node, f"{name}: unknown param {entry}"
+                node = node[part]
+        for dep in stage["deps"]:
+            if dep.startswith(("src/", "stages/")):
+                assert (ROOT / dep).is_file(), f"{name}: missing dep {dep}"
+
+
+def test_stage_deps_cover_the_library_modules_each_stage_imports():
+    for name, stage in dvc_yaml()["stages"].items():
+        source = (ROOT / f"stages/{name}.py").read_text()
+        for module in (ROOT / "src" / "mnist_gan").glob("*.py"):
+            if f"from mnist_gan.{module.stem} import" in source and module.stem not in ("cli", "params", "storage",
+                                                                                           "utils"):
+                assert f"src/mnist_gan/{module.name}" in stage["deps"], f"{name} imports {module.stem}"
+
+
+def run(cmd, cwd, **kw):
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def small_repo(tmp_path_factory, raw_mnist):
+    """A copy of the project whose params train for a few steps on 512 real MNIST images, reproduced once."""
+    repo = copy_project(tmp_path_factory.mktemp("repo"))
+    set_params(repo, epochs=1, batch_size=64, **{
+        "normalize.max_train_images": 512, "sample.n_images": 16, "evaluate.n_samples": 200,
+        # a 1-epoch classifier on 2,000 images: ~95%, so a smaller honest bar (the full run must reach 99%)
+        "classifier.epochs": 1, "classifier.max_train_images": 2000, "classifier.min_accuracy": 0.9})
+    run(["git", "commit", "-qam", "small params"], repo)
+    out = run(DVC + ["repro"], repo)
+    return repo, out
+
+
+@pytest.mark.slow
+def test_repro_produces_every_output(small_repo):
+    repo, out = small_repo
+    for stage in ("fetch", "normalize", "train", "sample", "classifier", "evaluate", "report"):
+        assert f"Running stage '{stage}'" in out
+    generator = torch.load(repo / "models" / "generator.pt", weights_only=True)
+    assert generator["config"]["model"] == "dcgan"
+    assert (repo / "results" / "sample" / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((repo / "results" / "train" / "metrics.json").read_text())["epochs"] == 1
+    assert (repo / "reports" / "report.html").stat().st_size > 10_000
+    assert (repo / "reports" / "report.md").is_file()
+    assert "up to date" in run(DVC + ["status"], repo)
+
+
+@pytest.mark.slow
+def test_exp_run_reruns_only_what_depends_on_lr_and_repro_is_then_a_noop(small_repo):
+    repo, _ = small_repo
+    run(["git", "add", "dvc.lock"], repo)
+    run(["git", "commit", "-qm", "lock"], repo)
+    out = run(DVC + ["exp", "run", "-S", "lr=0.0001"], repo)
+    for stage in ("fetch", "normalize", "classifier"):
+        assert f"Stage '{stage}' didn't change, skipping" in out, out
+        assert f"Running stage '{stage}'" not in out
+    for stage in ("train", "sample", "evaluate", "report"):
+        assert f"Running stage '{stage}'" in out, out
+    assert yaml.safe_load((repo / "params.yaml").read_text())["lr"] == 0.0001
+    shown = run(DVC + ["exp", "show", "--md"], repo)
+    assert "0.0001" in shown and "generated.fid" in shown and "train.loss_d" in shown, shown
+    noop = run(DVC + ["repro"], repo)
+    assert "Running stage" not in noop

@@ -1,0 +1,96 @@
+"""Trainer guarantees: bitwise CPU determinism, kill-and-resume gives the same bytes, divergence stops cleanly."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mnist_gan.storage import load_torch, save_torch
+from stages import train
+from tests.conftest import ROOT
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def resume_data(tmp_path_factory, raw_mnist):
+    """2,048 real training images: 32 steps of 64 per epoch, a few seconds per epoch on 2 cores."""
+    from mnist_gan.data import load_split
+
+    out = tmp_path_factory.mktemp("resume-data")
+    images, labels = load_split(raw_mnist, train=True)
+    save_torch({"images": images[:2048].clone(), "labels": labels[:2048].clone()}, out / "train.pt")
+    return out
+
+
+def train_cmd(data, out, *extra):
+    return [sys.executable, "-m", "stages.train", str(data), str(out), "--results", str(out / "results"),
+            "--checkpoint", str(out / "checkpoint.pt"), "--batch-size", "64", "--threads", "2", *extra]
+
+
+def run_train(data, out, *extra):
+    done = subprocess.run(train_cmd(data, out, *extra), cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_two_runs_give_identical_weights(tmp_path, tiny_data):
+    for name in ("a", "b"):
+        result = runner.invoke(train.app, [str(tiny_data), str(tmp_path / name), "--results",
+                                           str(tmp_path / name / "r"), "--checkpoint", str(tmp_path / name / "c.pt"),
+                                           "--epochs", "2", "--batch-size", "32", "--threads", "2"])
+        assert result.exit_code == 0, result.output
+    for file in ("generator.pt", "discriminator.pt"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+
+
+def test_sigkill_after_an_epoch_then_rerun_gives_the_same_bytes(tmp_path, resume_data):
+    reference = tmp_path / "reference"
+    run_train(resume_data, reference, "--epochs", "3")
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(train_cmd(resume_data, killed, "--epochs", "3"), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = load_torch(killed / "checkpoint.pt")
+    assert state["epoch"] < 3, "the run finished before it could be killed; the test proves nothing"
+
+    out = run_train(resume_data, killed, "--epochs", "3")
+    assert f"resuming from {killed / 'checkpoint.pt'}: {state['epoch']} epoch(s)" in out
+    for file in ("generator.pt", "discriminator.pt"):
+        assert (killed / file).read_bytes() == (reference / file).read_bytes(), file
+    # the curves were trimmed to the checkpoint and continued, not duplicated
+    steps = [line.split("\t")[0] for line in (killed / "results/plots/metrics/train/loss_d.tsv").read_text().splitlines()[1:]]
+    assert steps == [line.split("\t")[0] for line in
+                     (reference / "results/plots/metrics/train/loss_d.tsv").read_text().splitlines()[1:]]
+
+
+def test_changed_params_start_over(tmp_path, tiny_data):
+    out = tmp_path / "run"
+    run_train(tiny_data, out, "--epochs", "1", "--lr", "0.0002")
+    assert "resuming" not in run_train(tiny_data, out, "--epochs", "2", "--lr", "0.0003")
+
+
+def test_nan_loss_stops_naming_epoch_and_step(tiny_data):
+    """A NaN weight (as an overflow would leave) makes every loss NaN from the first step: caught at once."""
+    from mnist_gan.data import load_processed
+    from mnist_gan.models import GANConfig, build_gan
+    from mnist_gan.training import Diverged, Trainer, TrainConfig, prepare_models
+
+    cfg = TrainConfig(batch_size=32, log_every=4)
+    generator, discriminator = prepare_models(*build_gan(GANConfig(), "dcgan"), cfg, torch.device("cpu"))
+    trainer = Trainer(generator, discriminator, load_processed(tiny_data / "train.pt")["images"], cfg,
+                      torch.device("cpu"))
+    trainer.run_epoch(1, 0)  # 8 healthy steps
+    with torch.no_grad():
+        generator.main[0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(Diverged, match=r"^loss became NaN or infinite at epoch 2, step 9; kept the checkpoint"):
+        trainer.run_epoch(2, 8)
