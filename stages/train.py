@@ -13,9 +13,9 @@ from mnist_gan.cli import checked, params_or_exit, run
 from mnist_gan.data import load_processed
 from mnist_gan.models import GANConfig, build_gan, weights_file
 from mnist_gan.report import image_grid
-from mnist_gan.storage import file_digest, save_torch
+from mnist_gan.storage import PipelineError, file_digest, save_torch
 from mnist_gan.training import (STATS, Trainer, TrainConfig, fingerprint, fixed_noise, load_checkpoint,
-                                prepare_models, trim_history)
+                                prepare_models, replicas_in_sync, trim_history)
 from mnist_gan.utils import seed_everything, set_cpu_threads, setup_distributed, teardown_distributed
 
 P = params_or_exit()
@@ -104,6 +104,12 @@ def main(
             save_torch({**trainer.state_dict(), "epoch": epoch, "step": step, "run_id": run_id}, checkpoint)
             progress.console.print(f"epoch {epoch}/{epochs}: " + "  ".join(f"{LABELS[k]} {means[k]:.4f}" for k in STATS)
                                    + f"  ({speed:.0f} img/s)", soft_wrap=True)
+    if world > 1:
+        in_sync = all(replicas_in_sync(m) for m in (trainer.generator, trainer.discriminator))
+        if rank == 0:
+            typer.echo(f"ddp: {world} processes, replicas {'identical' if in_sync else 'DIVERGED'}")
+        if not in_sync:
+            raise PipelineError("DDP replicas hold different weights; outputs are rank 0's")
     if live is not None:
         live.end()
     if tboard is not None:

@@ -112,9 +112,10 @@ class Trainer:
         self.images, self.cfg, self.device, self.rank, self.world = images_u8, cfg, device, rank, world
         self.latent_shape = _unwrap(generator).latent_shape
         self.conv = images_u8.dim() == 4 and _unwrap(generator).cfg.model != "mlp"
-        # One permutation per epoch, shared by all ranks (same seed); each rank takes its own slice.
-        self.perm_rng = torch.Generator().manual_seed(cfg.seed)
-        self.noise_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1 + rank)
+        # Reseeded at every epoch from (seed, epoch[, rank]): batches and noise are a pure function of where
+        # training is, so a resumed run (any number of processes) draws exactly what an uninterrupted one would.
+        self.perm_rng = torch.Generator()
+        self.noise_rng = torch.Generator(device=device)
         self.steps_per_epoch = images_u8.shape[0] // (cfg.batch_size * world)  # drop the ragged tail
         if self.steps_per_epoch < 1:
             raise PipelineError(f"batch_size {cfg.batch_size} x {world} process(es) exceeds the "
@@ -122,9 +123,12 @@ class Trainer:
         use_bf16 = cfg.precision == "bf16" and device.type == "cuda"
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
 
-    def batches(self):
-        """Index tensors (B,) on the device for this rank's share of one epoch."""
+    def batches(self, epoch: int):
+        """Index tensors (B,) on the device for this rank's share of one epoch (the same permutation on
+        every rank; rank r takes the r-th batch of each group of `world`)."""
         n, b = self.images.shape[0], self.cfg.batch_size
+        self.perm_rng.manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        self.noise_rng.manual_seed((self.cfg.seed * 1_000_003 + epoch) * 4096 + self.rank + 1)
         perm = torch.randperm(n, generator=self.perm_rng)
         perm = perm[: self.steps_per_epoch * b * self.world].view(self.steps_per_epoch, self.world, b)
         return perm[:, self.rank].to(self.device, non_blocking=True)
@@ -137,7 +141,7 @@ class Trainer:
         first_bad = torch.full((), -1, dtype=torch.long, device=dev)
         step_t = torch.full((), first_step, dtype=torch.long, device=dev)
         in_window, done = 0, 0
-        for idx in self.batches():
+        for idx in self.batches(epoch):
             real = to_float(self.images[idx])
             if self.conv and cfg.channels_last:
                 real = real.contiguous(memory_format=torch.channels_last)
@@ -183,8 +187,7 @@ class Trainer:
 
     # -- checkpoints: everything needed to continue bit for bit -----------------------------------------
     def state_dict(self) -> dict:
-        rng = {"torch": torch.get_rng_state(), "perm": self.perm_rng.get_state(),
-               "noise": self.noise_rng.get_state()}
+        rng = {"torch": torch.get_rng_state()}  # batches and noise are reseeded per epoch (see __init__)
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {"generator": _unwrap(self.generator).state_dict(),
@@ -198,8 +201,6 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
-        self.perm_rng.set_state(rng["perm"])
-        self.noise_rng.set_state(rng["noise"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
 
@@ -240,6 +241,20 @@ def load_checkpoint(path: Path, run_id: str, trainer: Trainer, total_steps: int)
         return 0, 0
     trainer.load_state_dict(state)
     return int(state["epoch"]), int(state["step"])
+
+
+def replicas_in_sync(model: nn.Module) -> bool:
+    """Under DDP: do all ranks hold bit-identical weights? (all_gather of the flat parameters)
+
+    BatchNorm running statistics are not compared: each rank updates them from its own batches, and DDP
+    overwrites them with rank 0's at every forward; rank 0's are the ones saved.
+    """
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().float().flatten() for p in _unwrap(model).parameters()])
+    copies = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(copies, flat)
+    return all(torch.equal(copies[0], c) for c in copies[1:])
 
 
 def trim_history(live_dir: Path, step: int) -> None:

@@ -29,9 +29,11 @@ def seed_everything(seed: int) -> None:
 
 
 def set_cpu_threads(threads: int | None) -> int:
-    """Use one intra-op thread per physical core (hyper-threads slow conv down); `threads` overrides."""
+    """One intra-op thread per usable core, shared among the processes torchrun starts on this machine
+    (oversubscribed threads slow conv down badly); `threads` overrides."""
     if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     torch.set_num_threads(max(1, threads))
     return torch.get_num_threads()
 
