@@ -43,16 +43,17 @@ def checked(key: str) -> Callable[[Any], Any]:
     return callback
 
 
+INTERRUPTED = "interrupted (Ctrl-C); every file written so far is complete (writes are atomic)"
+
+
 def run(app: typer.Typer) -> None:
     """Run a stage's Typer app, turning expected failures into one line and an exit code."""
     try:
-        app(standalone_mode=False)
-    except typer.Exit as e:
-        raise SystemExit(e.exit_code) from None
-    except typer.Abort:
-        fail("aborted", code=130)
+        # Not standalone, so our exceptions reach us. Typer then returns (rather than raises) an exit code:
+        # typer.Exit(n) raised by a command gives n, Ctrl-C gives 130; a command's own return value is None.
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
-        fail("interrupted (Ctrl-C)", code=130)
+        fail(INTERRUPTED, code=130)
     except ParamsError as e:
         fail(str(e), code=2)
     except PipelineError as e:
@@ -64,5 +65,9 @@ def run(app: typer.Typer) -> None:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # a usage error (click's, or Typer's own copy of it)
             e.show()
             raise SystemExit(e.exit_code) from None
+        if type(e).__name__ == "Abort":
+            fail("aborted", code=1)
         raise
-    sys.exit(0)
+    if code == 130:
+        fail(INTERRUPTED, code=130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -28,10 +28,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     A crash, a kill or a full disk therefore never leaves a half-written `path`: the old file (if any)
-    stays as it was, and the temporary file is removed (or, after SIGKILL, left as `.name.tmp*`).
+    stays as it was, and the temporary file is removed (after SIGKILL it stays until the next write of `path`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a writer killed mid-write (one writer per file)
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)

@@ -1,0 +1,49 @@
+"""The README's recipes (one `dvc exp run -S ...` line per seed system) run as written, for a few steps."""
+
+import re
+import shlex
+
+import pytest
+import yaml
+
+from tests.conftest import DVC, ROOT, run
+
+# Appended to each recipe: later -S flags for the same key win, so each runs a few steps on little data.
+SHORT = ["-S", "epochs=1", "-S", "normalize.max_train_images=256", "-S", "evaluate.n_samples=100",
+         "-S", "sample.n_images=16"]
+
+
+def readme_recipes() -> dict[str, list[str]]:
+    """{seed id: argv} for every line `dvc exp run ...  # seed NNN` in the README's recipes section."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Recipes"):]
+    section = section[: section.index("\n## ", 4)]
+    recipes = {}
+    for line in section.replace("\\\n", " ").splitlines():
+        match = re.match(r"\s*(dvc exp run .*?)\s*#\s*seed (\d{3})", line)
+        if match:
+            recipes[match.group(2)] = shlex.split(match.group(1))
+    return recipes
+
+
+def test_readme_has_a_recipe_for_each_seed():
+    assert sorted(readme_recipes()) == ["000", "001", "002", "003", "004"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", ["000", "001", "002", "003", "004"])
+def test_recipe_runs(small_repo, seed):
+    repo, _ = small_repo
+    argv = readme_recipes()[seed]
+    run(DVC + argv[1:] + SHORT, repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for flag in argv[argv.index("-S"):][1::2]:  # every value the recipe set is in effect
+        key, value = flag.split("=", 1)
+        node = params
+        for part in key.split("."):
+            node = node[part]
+        if key != "epochs":
+            assert node == yaml.safe_load(value), key
+    assert (repo / "reports" / "report.html").is_file()
+    generator = __import__("torch").load(repo / "models" / "generator.pt", weights_only=True)
+    assert generator["config"]["model"] == params["model"]
