@@ -50,7 +50,7 @@ def main(
     real_feats, real_probs = predict(model, real)
     train_images = to_float(train_u8)
     fake_nn, fake_nn_idx = nearest_training_images(samples, train_images)
-    test_nn, _ = nearest_training_images(to_float(test_u8), train_images)
+    test_nn, _ = nearest_training_images(to_float(test_u8[:n_samples]), train_images)  # same sample size
 
     metrics = {"generated": summarize(fake_probs, fake_feats, test_feats, P["nearest_k"]),
                "real_floor": summarize(real_probs, real_feats, test_feats, P["nearest_k"])}

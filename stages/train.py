@@ -91,14 +91,14 @@ def main(
             speed = (step - first) * batch_size * world / (time.perf_counter() - started)
             if rank != 0:
                 continue
-            grid = image_grid(trainer.sample(noise), nrow=4)
+            fixed = trainer.sample(noise)  # (16, C, H, W) in [-1, 1]
             for k, v in means.items():
                 live.log_metric(f"epoch_mean/{k}", v)
             live.log_metric("epochs", epoch, plot=False)
-            live.log_image(f"fixed_noise/epoch_{epoch:03d}.png", grid)
+            live.log_image(f"fixed_noise/epoch_{epoch:03d}.png", image_grid(fixed, nrow=4))
             live.make_summary()
             if tboard is not None:
-                tboard.add_image("fixed_noise", trainer.sample(noise).add(1).div(2)[:16], epoch, dataformats="NCHW")
+                tboard.add_images("fixed_noise", fixed.add(1).div(2), epoch)
             save_torch(weights_file(trainer.g), models_dir / "generator.pt")
             save_torch(weights_file(trainer.d), models_dir / "discriminator.pt")
             save_torch({**trainer.state_dict(), "epoch": epoch, "step": step, "run_id": run_id}, checkpoint)
