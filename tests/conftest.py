@@ -69,6 +69,29 @@ def tiny_data(tmp_path_factory, raw_mnist) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def resume_data(tmp_path_factory, raw_mnist) -> Path:
+    """2,048 real training images: 32 steps of 64 per epoch, a few seconds per epoch on 2 cores."""
+    out = tmp_path_factory.mktemp("resume-data")
+    images, labels = load_split(raw_mnist, train=True)
+    save_torch({"images": images[:2048].clone(), "labels": labels[:2048].clone()}, out / "train.pt")
+    return out
+
+
+def train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
+    """The real train stage as a process, writing everything under `out`."""
+    return [sys.executable, "-m", "stages.train", str(data), str(out), "--results", str(out / "results"),
+            "--checkpoint", str(out / "checkpoint.pt"), "--batch-size", "64", "--threads", "2", *extra]
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory, resume_data) -> Path:
+    """An uninterrupted 3-epoch run on `resume_data`: the bytes every interrupted run must end with."""
+    out = tmp_path_factory.mktemp("reference")
+    subprocess.run(train_cmd(resume_data, out, "--epochs", "3"), cwd=ROOT, check=True, capture_output=True)
+    return out
+
+
 def copy_project(dest: Path) -> Path:
     """The git-tracked files of this checkout (plus uncommitted edits) in `dest`, as a fresh git repo."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,

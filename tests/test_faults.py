@@ -17,7 +17,7 @@ import torch
 
 from mnist_gan.models import Discriminator, GANConfig, build_gan, weights_file
 from mnist_gan.storage import save_torch
-from tests.conftest import ROOT
+from tests.conftest import ROOT, train_cmd
 
 GOOD_PARAMS = (ROOT / "params.yaml").read_text()
 
@@ -139,27 +139,8 @@ def test_corrupt_raw_file_is_named_by_normalize(tmp_path, raw_mnist):
     assert not (tmp_path / "out").exists()
 
 
-def _train(data: Path, out: Path, *extra) -> list[str]:
-    return [sys.executable, "-m", "stages.train", str(data), str(out), "--results", str(out / "results"),
-            "--checkpoint", str(out / "checkpoint.pt"), "--batch-size", "64", "--threads", "2", "--epochs", "3",
-            *extra]
-
-
-@pytest.fixture(scope="module")
-def reference_run(tmp_path_factory, resume_data):
-    out = tmp_path_factory.mktemp("reference")
-    subprocess.run(_train(resume_data, out), cwd=ROOT, check=True, capture_output=True)
-    return out
-
-
-@pytest.fixture(scope="module")
-def resume_data(tmp_path_factory, raw_mnist):
-    from mnist_gan.data import load_split
-
-    out = tmp_path_factory.mktemp("fault-data")
-    images, labels = load_split(raw_mnist, train=True)
-    save_torch({"images": images[:2048].clone(), "labels": labels[:2048].clone()}, out / "train.pt")
-    return out
+def _train(data: Path, out: Path) -> list[str]:
+    return train_cmd(data, out, "--epochs", "3")
 
 
 def test_sigkill_mid_checkpoint_write_then_resume_gives_the_same_bytes(tmp_path, resume_data, reference_run):

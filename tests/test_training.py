@@ -11,25 +11,9 @@ from typer.testing import CliRunner
 
 from mnist_gan.storage import load_torch, save_torch
 from stages import train
-from tests.conftest import ROOT
+from tests.conftest import ROOT, train_cmd
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def resume_data(tmp_path_factory, raw_mnist):
-    """2,048 real training images: 32 steps of 64 per epoch, a few seconds per epoch on 2 cores."""
-    from mnist_gan.data import load_split
-
-    out = tmp_path_factory.mktemp("resume-data")
-    images, labels = load_split(raw_mnist, train=True)
-    save_torch({"images": images[:2048].clone(), "labels": labels[:2048].clone()}, out / "train.pt")
-    return out
-
-
-def train_cmd(data, out, *extra):
-    return [sys.executable, "-m", "stages.train", str(data), str(out), "--results", str(out / "results"),
-            "--checkpoint", str(out / "checkpoint.pt"), "--batch-size", "64", "--threads", "2", *extra]
 
 
 def run_train(data, out, *extra):
@@ -48,9 +32,8 @@ def test_two_runs_give_identical_weights(tmp_path, tiny_data):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
 
 
-def test_sigkill_after_an_epoch_then_rerun_gives_the_same_bytes(tmp_path, resume_data):
-    reference = tmp_path / "reference"
-    run_train(resume_data, reference, "--epochs", "3")
+def test_sigkill_after_an_epoch_then_rerun_gives_the_same_bytes(tmp_path, resume_data, reference_run):
+    reference = reference_run
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(train_cmd(resume_data, killed, "--epochs", "3"), cwd=ROOT,
