@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export DVC_NO_ANALYTICS := 1
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip warns once per configured-but-absent local index on some machines; keep real messages only
+QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location .* is ignored' || true; }
 
 .PHONY: run test bench venv browser clean
 
@@ -12,8 +16,8 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' $(QUIET_PIP)
 	rm -f $(VENV)/.installed-*
 	touch $@
 

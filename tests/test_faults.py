@@ -120,6 +120,24 @@ def test_weights_truncated_other_architecture_or_code(tmp_path, sampled):
     assert not marker.exists()
 
 
+def test_a_full_disk_fails_in_one_line_and_keeps_the_previous_output(tmp_path, sampled):
+    """The OS refuses the write (RLIMIT_FSIZE: EFBIG, as ENOSPC would): one line, old files intact."""
+    import resource
+
+    before = digest(sampled / "s")
+
+    def small_files_only():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get the error from write(), not a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    done = subprocess.run([sys.executable, "-m", "stages.sample", "--weights", str(sampled / "generator.pt"),
+                           "--out", str(sampled / "s" / "grid.png"), "--n", "64"], cwd=ROOT, capture_output=True,
+                          text=True, preexec_fn=small_files_only)
+    line = one_line_error(done, 1)
+    assert line.startswith("error: cannot read or write") and "File too large" in line, line
+    assert digest(sampled / "s") == before  # neither the grid nor the tensor was half-written
+
+
 def test_every_torch_load_is_weights_only():
     sources = [*ROOT.glob("src/**/*.py"), *ROOT.glob("stages/*.py"), *ROOT.glob("benchmarks/*.py")]
     for path in sources:

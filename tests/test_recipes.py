@@ -45,5 +45,7 @@ def test_recipe_runs(small_repo, seed):
         if key != "epochs":
             assert node == yaml.safe_load(value), key
     assert (repo / "reports" / "report.html").is_file()
+    if params["tensorboard"]:  # seed 002's SummaryWriter logging
+        assert list((repo / "results" / "train" / "tensorboard").glob("events.out.tfevents.*"))
     generator = __import__("torch").load(repo / "models" / "generator.pt", weights_only=True)
     assert generator["config"]["model"] == params["model"]

@@ -183,3 +183,25 @@ def test_remote_faults_fail_clearly_and_fast(s3_server, repo_a, fault):
     assert elapsed < 20
     print(f"\n{fault}: {[l for l in done.stderr.splitlines() if l.startswith('ERROR')][:1]} ({elapsed:.1f} s)")
     assert "up to date" in run(DVC + ["status"], repo_a)
+
+
+@pytest.mark.slow
+def test_exp_push_and_pull_share_an_experiment_with_its_weights(repo_a, tmp_path):
+    """`dvc exp push <git-remote> <exp>` in one clone, `dvc exp pull` + `dvc exp apply` in another."""
+    store, shared = tmp_path / "store", tmp_path / "shared.git"
+    run(["git", "init", "-q", "--bare", str(shared)], tmp_path)
+    run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_a)
+    run(["git", "remote", "add", "origin", str(shared)], repo_a)
+    run(["git", "push", "-q", "origin", "HEAD:main"], repo_a)
+    run(DVC + ["exp", "run", "-n", "lr-half", "-S", "lr=0.0001"], repo_a)
+    exp_generator = sha256(repo_a / "models" / "generator.pt")
+    run(DVC + ["exp", "push", "origin", "lr-half"], repo_a)  # git refs to origin, outputs to the DVC remote
+
+    repo_b = tmp_path / "b"
+    run(["git", "clone", "-q", "-b", "main", str(shared), str(repo_b)], tmp_path)
+    run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_b)
+    run(DVC + ["exp", "pull", "origin", "lr-half"], repo_b)
+    assert "lr-half" in run(DVC + ["exp", "list", "--all-commits"], repo_b)
+    run(DVC + ["exp", "apply", "lr-half"], repo_b)
+    run(DVC + ["pull", "models/generator.pt"], repo_b)
+    assert sha256(repo_b / "models" / "generator.pt") == exp_generator
