@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from mnist_gan.classifier import ClassifierConfig, predict, train_classifier
-from mnist_gan.cli import checked, params_or_exit, run
+from mnist_gan.cli import checked, checked_device, params_or_exit, run
+from mnist_gan.params import to_config
 from mnist_gan.data import load_split
 from mnist_gan.storage import PipelineError, save_torch, write_text
 from mnist_gan.utils import pick_device, set_cpu_threads
@@ -32,13 +33,14 @@ def main(
     = P["max_train_images"],
     min_accuracy: Annotated[float, typer.Option(help="Fail below this test accuracy.",
                                                 callback=checked("classifier.min_accuracy"))] = P["min_accuracy"],
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps; not a DVC param.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps; not a DVC param.", callback=checked_device)]
+    = "auto",
 ):
     """Train on the 60,000 real training images, measure accuracy on the 10,000 test images."""
     dev = pick_device(device)
     if dev.type == "cpu":
         set_cpu_threads(None)
-    cfg = ClassifierConfig(epochs=epochs, batch_size=P["batch_size"], lr=P["lr"], seed=P["seed"])
+    cfg = to_config(ClassifierConfig, {**P, "epochs": epochs})
     images, labels = load_split(raw_root, train=True)
     if max_train_images:
         images, labels = images[:max_train_images], labels[:max_train_images]

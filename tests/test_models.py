@@ -1,16 +1,20 @@
-"""Every architecture: builds from params, right shapes and ranges, trains a step, round-trips its weights."""
+"""Every architecture, with and without conditioning: builds from params, right shapes and ranges, trains a
+step, round-trips its weights; the registry is the one place that knows the family names."""
 
+import re
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from mnist_gan.models import GANConfig, build_gan, weights_file
-from mnist_gan.params import load_params
+from mnist_gan.config import gan_config
+from mnist_gan.models import FAMILIES, ConditionalBatchNorm2d, build_gan, has_batch_stats, weights_file
+from mnist_gan.params import SCHEMA, load_params
 from mnist_gan.sampling import load_generator
 from mnist_gan.storage import save_torch
-from mnist_gan.training import make_optimizers, train_step, TrainConfig
+from mnist_gan.training import TrainConfig, make_optimizers, train_step
 
 # The five seed systems as params overrides (the README recipes use the same values).
 PRESETS = {
@@ -23,25 +27,79 @@ PRESETS = {
 }
 
 
-def config(name: str) -> GANConfig:
+def config(name: str, **extra):
     params = load_params()
-    overrides = dict(PRESETS[name])
+    overrides = {**PRESETS[name], **extra}
     image_size = overrides.pop("image_size", 28)
     params.update(overrides)
     params["normalize"] = {**params["normalize"], "image_size": image_size}
-    return GANConfig.from_params(params)
+    return gan_config(params)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("name", PRESETS)
+def test_shapes_and_ranges(name, conditional):
+    cfg = config(name, conditional=conditional)
+    generator, discriminator = build_gan(cfg, "dcgan")
+    z = torch.randn(4, *generator.latent_shape)
+    y = torch.tensor([0, 3, 7, 9]) if conditional else None
+    images = generator(z, y)
+    assert images.shape == (4, 1, cfg.image_size, cfg.image_size)
+    assert images.min() >= -1 and images.max() <= 1
+    logits = discriminator(images, y)
+    assert logits.shape == (4,)
 
 
 @pytest.mark.parametrize("name", PRESETS)
-def test_shapes_and_ranges(name):
-    cfg = config(name)
-    generator, discriminator = build_gan(cfg)
-    z = torch.randn(4, *generator.latent_shape)
-    images = generator(z)
-    assert images.shape == (4, 1, cfg.image_size, cfg.image_size)
-    assert images.min() >= -1 and images.max() <= 1
-    logits = discriminator(images)
-    assert logits.shape == (4,)
+def test_labels_steer_every_conditional_family(name):
+    """Same z, other digit -> other image and other D score (once the label parameters are not at their
+    neutral init)."""
+    torch.manual_seed(0)
+    generator, discriminator = build_gan(config(name, conditional=True), "pytorch")
+    for m in [*generator.modules(), *discriminator.modules()]:
+        if isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight)
+    generator.eval()
+    z = torch.randn(1, *generator.latent_shape).expand(2, *generator.latent_shape)
+    images = generator(z, torch.tensor([1, 7]))
+    assert not torch.allclose(images[0], images[1])
+    scores = discriminator(images[:1].expand(2, *images.shape[1:]), torch.tensor([1, 7]))
+    assert not torch.allclose(scores[0], scores[1])
+
+
+def test_conditional_pieces():
+    generator, discriminator = build_gan(config("dcgan", conditional=True, spectral_norm=True), "dcgan")
+    cbn = [m for m in generator.modules() if isinstance(m, ConditionalBatchNorm2d)]
+    assert len(cbn) == 3 and all(m.gain.num_embeddings == 10 for m in cbn)
+    assert all(torch.all(m.gain.weight == 0) and torch.all(m.bias.weight == 0) for m in cbn)  # starts as plain BN
+    assert discriminator.embed.weight.shape == (10, discriminator.head.in_features)  # projection head
+    assert not has_batch_stats(discriminator)  # spectral norm: no BatchNorm in D
+    assert sum(hasattr(m, "parametrizations") for m in discriminator.modules()) == 5  # 3 convs, head, embedding
+
+
+def test_spectral_norm_bounds_every_layer():
+    _, discriminator = build_gan(config("dcgan", spectral_norm=True), "dcgan")
+    discriminator.train()
+    for _ in range(30):  # power iterations converge over forward passes
+        discriminator(torch.randn(2, 1, 28, 28))
+    for m in discriminator.modules():
+        if isinstance(m, nn.Linear):
+            assert torch.linalg.matrix_norm(m.weight.detach(), ord=2).item() == pytest.approx(1.0, rel=0.05)
+
+
+def test_d_batchnorm_follows_the_objective():
+    assert has_batch_stats(build_gan(config("dcgan"))[1])  # the seeds' D
+    for extra in ({"loss": "wgan-gp"}, {"spectral_norm": True}, {"r1_gamma": 1.0}):
+        assert not has_batch_stats(build_gan(config("dcgan", **extra))[1]), extra
+
+
+def test_the_registry_is_the_only_place_that_names_families():
+    assert set(FAMILIES) == {"dcgan", "dcgan64", "conv", "mlp"}
+    assert SCHEMA["model"]("conv") == "conv"
+    src = Path(__file__).resolve().parents[1] / "src" / "mnist_gan"
+    chains = [f"{p.name}: {line.strip()}" for p in src.glob("*.py") for line in p.read_text().splitlines()
+              if re.search(r"""model\s*[!=]=\s*["']""", line)]
+    assert chains == []
 
 
 def test_seed_002_sizes():
@@ -60,7 +118,7 @@ def test_seed_003_layers():
     assert convt == [(100, 256, 4, 2, 1), (256, 128, 4, 2, 1), (128, 1, 3, 1, 1)]
     conv = [(m.in_channels, m.out_channels) for m in discriminator.modules() if isinstance(m, nn.Conv2d)]
     assert conv == [(1, 64), (64, 128), (128, 256)]
-    assert isinstance(discriminator.main[-2], nn.Linear) and discriminator.main[-2].in_features == 256 * 3 * 3
+    assert discriminator.head.in_features == 256 * 3 * 3 and discriminator.head.bias is not None
 
 
 def test_dcgan_init_statistics():
@@ -83,7 +141,8 @@ def test_one_training_step_changes_both_networks(name):
     before_g = [p.detach().clone() for p in generator.parameters()]
     before_d = [p.detach().clone() for p in discriminator.parameters()]
     real = torch.rand(8, 1, cfg.image_size, cfg.image_size) * 2 - 1
-    stats = train_step(generator, discriminator, opt_g, opt_d, real, torch.randn(8, *generator.latent_shape))
+    stats = train_step(generator, discriminator, opt_g, opt_d, real[None], torch.randn(1, 8, *generator.latent_shape),
+                       TrainConfig())
     assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake"}
     assert all(torch.isfinite(v) for v in stats.values())
     assert 0 <= stats["d_real"] <= 1 and 0 <= stats["d_fake"] <= 1

@@ -41,12 +41,39 @@ def test_the_committed_params_are_valid():
     ("g_hidden", [256, -1], "list of 1 to 8 integers"),
     ("tensorboard", "yes", "true or false"),
     ("beta1", 1.0, "< 1.0"),
+    ("loss", "foo", "one of bce | hinge | wgan-gp | lsgan"),
+    ("ema_decay", 1.5, "< 1.0"),
+    ("ema_decay", -0.1, ">= 0.0"),
+    ("lr_d", -1, "null or a finite number > 0.0"),
+    ("d_steps", 0, "integer >= 1"),
+    ("r1_gamma", -1.0, ">= 0.0"),
+    ("spectral_norm", "on", "true or false"),
+    ("conditional", 1, "true or false"),
+    ("precision", "fp16", "one of auto | fp32 | bf16"),
 ])
 def test_bad_values_name_key_value_and_allowed(key, value, allowed):
     raw = good()
     raw[key] = value
     message = error_for(raw)
     assert f"{key} = " in message and allowed in message
+
+
+def test_lr_d_null_means_lr_and_a_number_is_kept():
+    raw = good()
+    assert validate(raw)["lr_d"] is None
+    raw["lr_d"] = 4e-4
+    assert validate(raw)["lr_d"] == 4e-4
+
+
+def test_min_accuracy_must_be_reachable():
+    """An accuracy above 1 could only fail, after minutes of training: refused up front."""
+    for bad in (2, 0, -0.5):
+        raw = good()
+        raw["classifier"]["min_accuracy"] = bad
+        assert "classifier.min_accuracy" in error_for(raw)
+    raw = good()
+    raw["classifier"]["min_accuracy"] = 1
+    assert validate(raw)["classifier"]["min_accuracy"] == 1.0
 
 
 def test_bad_section_values():

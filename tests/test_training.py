@@ -76,3 +76,56 @@ def test_nan_loss_stops_naming_epoch_and_step(tiny_data):
         generator.main[0].weight[0, 0, 0, 0] = float("nan")
     with pytest.raises(Diverged, match=r"^loss became NaN or infinite at epoch 2, step 9; kept the checkpoint"):
         trainer.run_epoch(2, 8)
+
+
+def test_ema_follows_the_ramp_and_bn_recalibration_matches_the_weights():
+    from mnist_gan.models import GANConfig, build_gan
+    from mnist_gan.training import EMA, recalibrate_bn
+
+    torch.manual_seed(0)
+    generator, _ = build_gan(GANConfig(num_classes=10), "dcgan")
+    ema = EMA(generator, decay=0.999)
+    start = [p.clone() for p in ema.model.parameters()]
+    with torch.no_grad():
+        for p in generator.parameters():
+            p.add_(1.0)
+    ema.update(generator, step=0)  # ramp: beta = min(0.999, 1/10) -> moves 90% of the way
+    for p0, p in zip(start, ema.model.parameters()):
+        assert torch.allclose(p, p0 + 0.9, atol=1e-5)
+    assert all(not p.requires_grad for p in ema.model.parameters())
+
+    # statistics recomputed from noise are the exact mean/var of the first BN's inputs over those batches
+    recalibrate_bn(ema.model, batches=4, batch_size=32, seed=3)
+    bn = ema.model.main[1].bn
+    rng = torch.Generator().manual_seed(3)
+    first = []
+    for _ in range(4):
+        z = torch.randn(32, *ema.model.latent_shape, generator=rng)
+        torch.randint(10, (32,), generator=rng)
+        first.append(ema.model.main[0](z))
+    want = torch.stack([x.mean((0, 2, 3)) for x in first]).mean(0)
+    assert torch.allclose(bn.running_mean, want, atol=1e-5)
+    assert not ema.model.training and bn.momentum == 0.1  # momentum restored, eval mode
+
+
+def test_every_objective_and_conditioning_trains_a_few_steps(tiny_data):
+    """The label path and every loss through the real Trainer: finite stats, D and G both move."""
+    from mnist_gan.data import load_processed
+    from mnist_gan.models import GANConfig, build_gan
+    from mnist_gan.training import Trainer, TrainConfig, prepare_models
+
+    data = load_processed(tiny_data / "train.pt")
+    for loss, extra in (("bce", {"r1_gamma": 1.0}), ("hinge", {}), ("wgan-gp", {"d_steps": 2}), ("lsgan", {})):
+        cfg = TrainConfig(batch_size=16, log_every=2, loss=loss, ema_decay=0.99, ema_bn_batches=2, **extra)
+        gan = GANConfig(num_classes=10, spectral_norm=loss == "hinge", d_batchnorm=loss in ("bce", "lsgan"))
+        generator, discriminator = prepare_models(*build_gan(gan, "dcgan"), cfg, torch.device("cpu"))
+        trainer = Trainer(generator, discriminator, data["images"], cfg, torch.device("cpu"), labels=data["labels"])
+        assert trainer.labels is not None
+        g0 = [p.detach().clone() for p in trainer.g.parameters()]
+        means = trainer.run_epoch(1, 0, max_steps=3)
+        assert all(torch.isfinite(torch.tensor(v)) for v in means.values()), (loss, means)
+        assert any(not torch.equal(a, b) for a, b in zip(g0, trainer.g.parameters())), loss
+        best = trainer.best_generator()
+        assert best is trainer.ema.model and not best.training
+        images = trainer.sample(best, torch.randn(10, *best.latent_shape), torch.arange(10))
+        assert images.shape == (10, 1, 28, 28)

@@ -6,14 +6,17 @@ stderr and a non-zero exit code (2 for params and options, 1 for the rest), neve
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mnist_gan.params import ParamsError, check_value, load_params
 from mnist_gan.storage import PipelineError
+from mnist_gan.utils import DeviceError, pick_device
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -41,6 +44,26 @@ def checked(key: str) -> Callable[[Any], Any]:
             raise typer.BadParameter(str(e)) from None
 
     return callback
+
+
+def checked_device(value: str) -> str:
+    """Option callback for --device: a name torch does not know is a usage error (exit 2); a known device
+    this machine lacks ("no CUDA device here") is a one-line error when the stage picks it (exit 1)."""
+    try:
+        pick_device(value)
+    except DeviceError as e:
+        if "unknown" in str(e) or "unsupported" in str(e):
+            raise typer.BadParameter(str(e)) from None
+    return value
+
+
+@contextlib.contextmanager
+def progress_bar(name: str, total: int, completed: int = 0, disable: bool = False):
+    """A rich progress bar with a free-text `stats` field; yields (progress, task id)."""
+    columns = (TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, disable=disable, transient=True) as progress:
+        yield progress, progress.add_task(name, total=total, completed=completed, stats="")
 
 
 INTERRUPTED = "interrupted (Ctrl-C); every file written so far is complete (writes are atomic)"

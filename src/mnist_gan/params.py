@@ -6,6 +6,7 @@ the key, the value and what is allowed, before any output is touched.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -15,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from mnist_gan.models import MODELS
+from mnist_gan.losses import OBJECTIVES
+from mnist_gan.models import FAMILIES
 
 
 class ParamsError(ValueError):
@@ -53,17 +55,33 @@ def integer(lo: int, hi: int | None = None) -> Rule:
     return check
 
 
-def number(gt: float | None = None, ge: float | None = None, lt: float | None = None) -> Rule:
+def number(gt: float | None = None, ge: float | None = None, lt: float | None = None,
+           le: float | None = None) -> Rule:
     bounds = [f"> {gt}" if gt is not None else "", f">= {ge}" if ge is not None else "",
-              f"< {lt}" if lt is not None else ""]
+              f"< {lt}" if lt is not None else "", f"<= {le}" if le is not None else ""]
     allowed = "a finite number " + " and ".join(b for b in bounds if b)
 
     def check(v):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError(allowed.strip())
-        if (gt is not None and v <= gt) or (ge is not None and v < ge) or (lt is not None and v >= lt):
+        if ((gt is not None and v <= gt) or (ge is not None and v < ge) or (lt is not None and v >= lt)
+                or (le is not None and v > le)):
             raise ValueError(allowed.strip())
         return float(v)
+
+    return check
+
+
+def optional(rule: Rule) -> Rule:
+    """null, or a value the rule accepts."""
+
+    def check(v):
+        if v is None:
+            return None
+        try:
+            return rule(v)
+        except ValueError as e:
+            raise ValueError(f"null or {e}") from None
 
     return check
 
@@ -119,7 +137,8 @@ def fetch_source(v):
 SCHEMA: dict[str, Any] = {
     # train: the GAN's knobs sit at the top level so `dvc exp run -S lr=0.0002` works as typed
     "seed": integer(0, 2**32 - 1),
-    "model": choice(*MODELS),
+    "model": choice(*FAMILIES),
+    "conditional": boolean(),
     "latent_dim": integer(1, 4096),
     "g_features": integer(1, 1024),
     "d_features": integer(1, 1024),
@@ -128,28 +147,35 @@ SCHEMA: dict[str, Any] = {
     "g_activation": choice("relu", "leaky_relu"),
     "leaky_slope": number(ge=0.0, lt=1.0),
     "init": choice("pytorch", "dcgan"),
+    "loss": choice(*OBJECTIVES),
+    "d_steps": integer(1, 100),
+    "gp_weight": number(ge=0.0, lt=1e4),
+    "r1_gamma": number(ge=0.0, lt=1e4),
+    "spectral_norm": boolean(),
     "lr": number(gt=0.0, lt=1.0),
+    "lr_d": optional(number(gt=0.0, lt=1.0)),
     "beta1": number(ge=0.0, lt=1.0),
     "beta2": number(ge=0.0, lt=1.0),
     "batch_size": integer(1, 65536),
     "epochs": integer(1, 100000),
+    "ema_decay": number(ge=0.0, lt=1.0),
+    "ema_bn_batches": integer(1, 10000),
+    "quality_samples": integer(0, 100000),
     "log_every": integer(1),
     "tensorboard": boolean(),
-    "precision": choice("fp32", "bf16"),
+    "precision": choice("auto", "fp32", "bf16"),
     "compile": boolean(),
     "channels_last": boolean(),
     "fetch": {"source": fetch_source, "timeout": number(gt=0.0, lt=3600.0)},
     "normalize": {"image_size": integer(8, 256), "max_train_images": integer(0, 60000)},
     "sample": {"n_images": integer(1, 100000), "seed": integer(0, 2**32 - 1), "nrow": integer(1, 256)},
     "classifier": {"epochs": integer(1, 100), "batch_size": integer(1, 65536), "lr": number(gt=0.0, lt=1.0),
-                   "seed": integer(0, 2**32 - 1), "min_accuracy": number(ge=0.0, lt=1.0001),
+                   "seed": integer(0, 2**32 - 1), "min_accuracy": number(gt=0.0, le=1.0),
                    "max_train_images": integer(0, 60000)},
     "evaluate": {"n_samples": integer(100, 100000), "seed": integer(0, 2**32 - 1), "nearest_k": integer(1, 50),
                  "n_pairs": integer(1, 64)},
     "report": {"baseline": text("HEAD")},
 }
-
-IMAGE_SIZE_OF = {"dcgan": 28, "conv": 28, "dcgan64": 64}  # conv models are built for one size; mlp takes any
 
 
 def params_path() -> Path:
@@ -188,7 +214,7 @@ def _validate(raw: Any, schema: dict, prefix: str, where: str) -> dict:
 def validate(raw: Any, where: str = "params.yaml") -> dict:
     """Check every key of a params mapping; return it with numbers normalised (1 -> 1.0 for floats)."""
     p = _validate(raw, SCHEMA, "", where)
-    need = IMAGE_SIZE_OF.get(p["model"])
+    need = FAMILIES[p["model"]].image_size  # conv families are built for one size; mlp takes any
     size = p["normalize"]["image_size"]
     if need is not None and size != need:
         raise ParamsError(
@@ -206,6 +232,13 @@ def check_value(key: str, value: Any) -> Any:
         return rule(value)
     except ValueError as e:
         raise ParamsError(f"{key} = {_fmt(value)} is not allowed; expected {e}") from None
+
+
+def to_config(cls, values: dict, **overrides):
+    """A config dataclass filled from validated params by field name (keys it has no field for are skipped),
+    then `overrides` (CLI options already checked with `check_value`). Derived fields: mnist_gan.config."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in known}, **overrides)
 
 
 def load_params(path: str | os.PathLike | None = None) -> dict:

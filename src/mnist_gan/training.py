@@ -1,31 +1,33 @@
-"""The GAN training step and what the train stage loops over: data on the device, RNG, checkpoints.
+"""The GAN training step and what the train stage loops over: data on the device, RNG, EMA, checkpoints.
 
-Update order and losses are those of pytorch/examples dcgan/main.py (Goodfellow et al. 2014, with the
-non-saturating generator loss): first D on a real batch and on G(z).detach(), then G through D(G(z)).
-D returns logits and the loss is BCEWithLogitsLoss (Sigmoid + BCELoss as one numerically safe op).
+Update order is that of pytorch/examples dcgan/main.py: first D on a real batch and on G(z).detach(), then
+G through D(G(z)). The objective comes from `losses.OBJECTIVES` by name; a regularizer (R1, WGAN-GP's
+gradient penalty) adds its term to D's loss, and WGAN-GP takes `d_steps` critic updates per G update.
 
 Fast path: the whole uint8 training set lives on the training device, batches are gathered from a seeded
 permutation and normalized there, and the step never waits for the host: losses are summed on the device
-and read only every `log_every` steps.
+and read only every `log_every` steps. bf16 autocast where the device runs it natively (`precision`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import mnist_gan
 from mnist_gan.data import to_float
+from mnist_gan.losses import OBJECTIVES, gradient_penalty, r1_penalty
+from mnist_gan.models import has_batch_stats, is_convolutional
 from mnist_gan.storage import PipelineError, load_torch
 
-STATS = ("loss_d", "loss_g", "d_real", "d_fake")  # d_real = D(x), d_fake = D(G(z)) before the G update
+STATS = ("loss_d", "loss_g", "d_real", "d_fake")  # d_real / d_fake: D's mean score (the loss's own reading)
 
 
 class Diverged(PipelineError):
@@ -34,53 +36,68 @@ class Diverged(PipelineError):
 
 @dataclass
 class TrainConfig:
-    lr: float = 2e-4  # Adam learning rate of G and D
+    lr: float = 2e-4  # Adam learning rate of G
+    lr_d: float | None = None  # Adam learning rate of D; None = lr
     beta1: float = 0.5
     beta2: float = 0.999
     batch_size: int = 128  # per process when several train together (torchrun)
     epochs: int = 5
     seed: int = 42
     log_every: int = 50  # steps between logged points, progress updates and NaN checks
-    precision: str = "fp32"  # "bf16" = bf16 autocast on CUDA; the CPU always trains in fp32
+    precision: str = "fp32"  # resolved: fp32 | bf16 (autocast on CUDA or on a CPU with native bf16)
     channels_last: bool = True  # NHWC activations for conv models (faster oneDNN / cuDNN kernels)
     compile: bool = False  # torch.compile G and D
+    loss: str = "bce"  # a key of losses.OBJECTIVES
+    d_steps: int = 1  # D (critic) updates per G update, each on its own real batch
+    gp_weight: float = 10.0  # WGAN-GP gradient penalty weight (loss wgan-gp only)
+    r1_gamma: float = 0.0  # R1 penalty weight on real data; 0 = off
+    ema_decay: float = 0.0  # EMA of G's weights; 0 = off
+    ema_bn_batches: int = 50  # noise batches that recompute the EMA generator's BatchNorm statistics
 
 
 def train_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer,
-               opt_d: torch.optim.Optimizer, real: torch.Tensor, z: torch.Tensor,
-               autocast=contextlib.nullcontext, joint_d: bool = False) -> dict[str, torch.Tensor]:
-    """One GAN iteration on a real batch (B, C, H, W) in [-1, 1] and noise z; returns detached stats.
+               opt_d: torch.optim.Optimizer, real: torch.Tensor, z: torch.Tensor, cfg: TrainConfig,
+               y: torch.Tensor | None = None, autocast=contextlib.nullcontext, joint_d: bool = False,
+               rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """One G update after cfg.d_steps D updates; returns detached stats (stats of the last D update).
 
+    real: (d_steps, B, C, H, W) in [-1, 1]; z: (d_steps, B, *latent); y: labels (d_steps, B) or None.
     joint_d: score real and fake in one D pass. Same maths when D has no batch statistics (no BatchNorm),
     half the per-call overhead, which is what bounds small MLPs.
     """
-    # (1) Update D: maximize log D(x) + log(1 - D(G(z)))
-    opt_d.zero_grad(set_to_none=True)
-    with autocast():
-        fake = generator(z)
-        if joint_d:
-            logits_real, logits_fake = discriminator(torch.cat([real, fake.detach()])).chunk(2)
-        else:
-            logits_real = discriminator(real)
-            logits_fake = discriminator(fake.detach())
-        loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
-                  + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
-    loss_d.backward()
-    opt_d.step()
+    objective = OBJECTIVES[cfg.loss]
+    labels = [None] * len(real) if y is None else list(y)
+    # (1) Update D: e.g. maximize log D(x) + log(1 - D(G(z))) for bce
+    for x, noise, lab in zip(real, z, labels):
+        opt_d.zero_grad(set_to_none=True)
+        with autocast():
+            fake = generator(noise, lab)
+            if joint_d:
+                both = None if lab is None else torch.cat([lab, lab])
+                logits_real, logits_fake = discriminator(torch.cat([x, fake.detach()]), both).float().chunk(2)
+            else:
+                logits_real = discriminator(x, lab).float()
+                logits_fake = discriminator(fake.detach(), lab).float()
+            loss_d = objective.d_loss(logits_real, logits_fake)
+            if cfg.loss == "wgan-gp":
+                loss_d = loss_d + cfg.gp_weight * gradient_penalty(discriminator, x, fake, lab, rng)
+            if cfg.r1_gamma > 0:
+                loss_d = loss_d + 0.5 * cfg.r1_gamma * r1_penalty(discriminator, x, lab)
+        loss_d.backward()
+        opt_d.step()
 
-    # (2) Update G: maximize log D(G(z))
+    # (2) Update G: e.g. maximize log D(G(z)) for bce, on the last D update's fakes
     opt_g.zero_grad(set_to_none=True)
     with autocast():
-        logits_gen = discriminator(fake)
-        loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
+        loss_g = objective.g_loss(discriminator(fake, lab).float())
     loss_g.backward()
     opt_g.step()
 
     return {
         "loss_d": loss_d.detach().float(),
         "loss_g": loss_g.detach().float(),
-        "d_real": torch.sigmoid(logits_real.detach().float()).mean(),
-        "d_fake": torch.sigmoid(logits_fake.detach().float()).mean(),
+        "d_real": objective.score(logits_real.detach()).mean(),
+        "d_fake": objective.score(logits_fake.detach()).mean(),
     }
 
 
@@ -91,13 +108,67 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainCo
     device = next(generator.parameters()).device.type
     kind = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=betas, **kind)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=betas, **kind)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d or cfg.lr, betas=betas, **kind)
     return opt_g, opt_d
+
+
+class EMA:
+    """Exponential moving average of G's weights (Karras et al. 2018; Yazici et al. 2019).
+
+    decay ramps up as min(decay, (1 + t) / (10 + t)) over the steps t (TensorFlow's ExponentialMovingAverage
+    num_updates rule), so the average forgets the random init within the first epoch instead of dragging it
+    along for thousands of steps.
+
+    BatchNorm: averaged weights with averaged running statistics sample badly (the statistics belong to other
+    weights), so `recalibrate` recomputes the statistics with the EMA weights themselves from noise batches
+    (what torch.optim.swa_utils.update_bn does for SWA). They are a pure function of the weights and a seed.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        beta = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(list(self.model.parameters()), [p.detach() for p in model.parameters()], 1.0 - beta)
+
+
+@torch.no_grad()
+def recalibrate_bn(generator: nn.Module, batches: int, batch_size: int, seed: int) -> None:
+    """Recompute G's BatchNorm running statistics as the exact mean over `batches` batches of noise
+    (labels drawn uniformly for a conditional G); leaves G in eval mode."""
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    device = next(generator.parameters()).device
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    rng = torch.Generator().manual_seed(seed)
+    generator.train()
+    for _ in range(batches):
+        z = torch.randn(batch_size, *generator.latent_shape, generator=rng)
+        y = torch.randint(generator.cfg.num_classes, (batch_size,), generator=rng) if generator.cfg.num_classes else None
+        generator(z.to(device), None if y is None else y.to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    generator.eval()
 
 
 def fixed_noise(latent_shape: tuple[int, ...], n: int, seed: int) -> torch.Tensor:
     """The same z on every device and every epoch (drawn on the CPU), for the per-epoch grids."""
     return torch.randn(n, *latent_shape, generator=torch.Generator().manual_seed(seed))
+
+
+def fixed_inputs(latent_shape: tuple[int, ...], num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The per-epoch grid's (z, y): 16 noise vectors, or for a conditional G one row per digit 0-9 of
+    the same 8 noise vectors (so a column shows one style across digits)."""
+    if not num_classes:
+        return fixed_noise(latent_shape, 16, seed), None
+    z = fixed_noise(latent_shape, 8, seed).repeat(num_classes, *[1] * len(latent_shape))
+    return z, torch.arange(num_classes).repeat_interleave(8)
 
 
 def fingerprint(settings: dict, data_digest: str, script: Path | None = None) -> str:
@@ -110,39 +181,49 @@ def fingerprint(settings: dict, data_digest: str, script: Path | None = None) ->
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def autocast_for(precision: str, device: torch.device):
+    """A context manager factory: bf16 autocast on `device`, or nothing for fp32."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
 class Trainer:
     """Models, optimizers, data and RNG of one process; `run_epoch` trains one pass over its shard."""
 
     def __init__(self, generator, discriminator, images_u8: torch.Tensor, cfg: TrainConfig,
-                 device: torch.device, rank: int = 0, world: int = 1):
+                 device: torch.device, rank: int = 0, world: int = 1, labels: torch.Tensor | None = None):
         self.opt_g, self.opt_d = make_optimizers(generator, discriminator, cfg)
+        self.ema = EMA(_unwrap(generator), cfg.ema_decay) if cfg.ema_decay > 0 else None
         if cfg.compile:
             generator, discriminator = torch.compile(generator), torch.compile(discriminator)
         self.generator, self.discriminator = generator, discriminator  # possibly DDP-wrapped
         self.images, self.cfg, self.device, self.rank, self.world = images_u8, cfg, device, rank, world
-        self.latent_shape = _unwrap(generator).latent_shape
-        self.joint_d = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
-        self.conv = images_u8.dim() == 4 and _unwrap(generator).cfg.model != "mlp"
+        self.labels = labels.to(device) if labels is not None and self.g.cfg.num_classes else None
+        self.latent_shape = self.g.latent_shape
+        # one D pass over real + fake: same maths without batch statistics; a penalty needs its own pass
+        self.joint_d = not has_batch_stats(discriminator) and cfg.r1_gamma == 0 and cfg.loss != "wgan-gp"
+        self.conv = cfg.channels_last and is_convolutional(self.g)
         # Reseeded at every epoch from (seed, epoch[, rank]): batches and noise are a pure function of where
         # training is, so a resumed run (any number of processes) draws exactly what an uninterrupted one would.
         self.perm_rng = torch.Generator()
         self.noise_rng = torch.Generator(device=device)
-        self.steps_per_epoch = images_u8.shape[0] // (cfg.batch_size * world)  # drop the ragged tail
+        per_step = cfg.batch_size * world * cfg.d_steps
+        self.steps_per_epoch = images_u8.shape[0] // per_step  # drop the ragged tail
         if self.steps_per_epoch < 1:
-            raise PipelineError(f"batch_size {cfg.batch_size} x {world} process(es) exceeds the "
-                                f"{images_u8.shape[0]} training images")
-        use_bf16 = cfg.precision == "bf16" and device.type == "cuda"
-        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+            raise PipelineError(f"batch_size {cfg.batch_size} x {world} process(es) x d_steps {cfg.d_steps} "
+                                f"exceeds the {images_u8.shape[0]} training images")
+        self.autocast = autocast_for(cfg.precision, device)
 
     def batches(self, epoch: int):
-        """Index tensors (B,) on the device for this rank's share of one epoch (the same permutation on
-        every rank; rank r takes the r-th batch of each group of `world`)."""
-        n, b = self.images.shape[0], self.cfg.batch_size
+        """Index tensors (d_steps, B) on the device for this rank's share of one epoch (the same permutation
+        on every rank; rank r takes the r-th batch of each group of `world`)."""
+        n, b, k = self.images.shape[0], self.cfg.batch_size, self.cfg.d_steps
         self.perm_rng.manual_seed(self.cfg.seed * 1_000_003 + epoch)
         self.noise_rng.manual_seed((self.cfg.seed * 1_000_003 + epoch) * 4096 + self.rank + 1)
         perm = torch.randperm(n, generator=self.perm_rng)
-        perm = perm[: self.steps_per_epoch * b * self.world].view(self.steps_per_epoch, self.world, b)
-        return perm[:, self.rank].to(self.device, non_blocking=True)
+        perm = perm[: self.steps_per_epoch * k * b * self.world].view(self.steps_per_epoch, k, self.world, b)
+        return perm[:, :, self.rank].to(self.device, non_blocking=True)
 
     def run_epoch(self, epoch: int, first_step: int, max_steps: int | None = None, on_log=None) -> dict[str, float]:
         """Train one epoch; return its mean stats. Calls on_log(step, window_means) every log_every steps."""
@@ -153,12 +234,16 @@ class Trainer:
         step_t = torch.full((), first_step, dtype=torch.long, device=dev)
         in_window, done = 0, 0
         for idx in self.batches(epoch):
-            real = to_float(self.images[idx])
-            if self.conv and cfg.channels_last:
-                real = real.contiguous(memory_format=torch.channels_last)
-            z = torch.randn(idx.shape[0], *self.latent_shape, device=dev, generator=self.noise_rng)
+            real = to_float(self.images[idx])  # (d_steps, B, C, H, W)
+            if self.conv:
+                real = real.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(real.shape)
+            y = None if self.labels is None else self.labels[idx]
+            z = torch.randn(*idx.shape, *self.latent_shape, device=dev, generator=self.noise_rng)
             stats = torch.stack(list(train_step(self.generator, self.discriminator, self.opt_g, self.opt_d,
-                                                  real, z, self.autocast, self.joint_d).values()))
+                                                  real, z, cfg, y, self.autocast, self.joint_d,
+                                                  self.noise_rng).values()))
+            if self.ema is not None:
+                self.ema.update(self.g, first_step + done)
             step_t += 1
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(stats[:2]).all(), step_t, first_bad)
             window += stats
@@ -187,29 +272,38 @@ class Trainer:
     def d(self) -> nn.Module:
         return _unwrap(self.discriminator)
 
+    def best_generator(self) -> nn.Module:
+        """The generator that samples best, ready to sample: the EMA generator with its BatchNorm statistics
+        recomputed when EMA is on, else G itself. Eval mode; call `self.g.train()` before training on."""
+        if self.ema is None:
+            return self.g.eval()
+        recalibrate_bn(self.ema.model, self.cfg.ema_bn_batches, self.cfg.batch_size, self.cfg.seed)
+        return self.ema.model
+
     @torch.no_grad()
-    def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """G(z) in eval mode (BatchNorm running statistics), as float on the CPU; leaves G in train mode."""
-        self.g.eval()
-        try:
-            return self.g(z).float().cpu()
-        finally:
-            self.g.train()
+    def sample(self, generator: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """generator(z, y) (e.g. best_generator()) under the training precision, as float on the CPU."""
+        with self.autocast():
+            return generator(z.to(self.device), None if y is None else y.to(self.device)).float().cpu()
 
     # -- checkpoints: everything needed to continue bit for bit -----------------------------------------
     def state_dict(self) -> dict:
         rng = {"torch": torch.get_rng_state()}  # batches and noise are reseeded per epoch (see __init__)
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {"generator": _unwrap(self.generator).state_dict(),
-                "discriminator": _unwrap(self.discriminator).state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng}
+        state = {"generator": self.g.state_dict(), "discriminator": self.d.state_dict(),
+                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng}
+        if self.ema is not None:
+            state["ema"] = self.ema.model.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        _unwrap(self.generator).load_state_dict(state["generator"])
-        _unwrap(self.discriminator).load_state_dict(state["discriminator"])
+        self.g.load_state_dict(state["generator"])
+        self.d.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        if self.ema is not None:
+            self.ema.model.load_state_dict(state["ema"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
@@ -225,8 +319,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def prepare_models(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig, device: torch.device,
                    world: int = 1) -> tuple[nn.Module, nn.Module]:
     """Move to the device (NHWC for conv nets when asked) and wrap in DistributedDataParallel under torchrun."""
-    conv = generator.cfg.model != "mlp"
-    fmt = torch.channels_last if conv and cfg.channels_last else torch.contiguous_format
+    fmt = torch.channels_last if is_convolutional(generator) and cfg.channels_last else torch.contiguous_format
     generator, discriminator = generator.to(device, memory_format=fmt), discriminator.to(device, memory_format=fmt)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP

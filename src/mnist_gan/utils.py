@@ -1,4 +1,4 @@
-"""Device choice and seeding."""
+"""Device and precision choice, seeding."""
 
 from __future__ import annotations
 
@@ -8,16 +8,57 @@ import random
 import numpy as np
 import torch
 
+from mnist_gan.storage import PipelineError
+
+
+class DeviceError(PipelineError):
+    """A device or precision this machine cannot provide."""
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
 
 def pick_device(name: str = "auto") -> torch.device:
-    """"auto" = cuda, then mps, then cpu; otherwise the named device."""
+    """"auto" = cuda, then mps, then cpu; otherwise the named device, which must be present.
+
+    Raises DeviceError (one line) for a name torch does not know or a device this machine lacks."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"unknown device {name!r}; expected one of {' | '.join(DEVICES)} (cuda:N for a GPU)") from None
+    if device.type not in DEVICES:
+        raise DeviceError(f"unsupported device {name!r}; expected one of {' | '.join(DEVICES)}")
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise DeviceError(f"no CUDA device {name!r} here ({torch.cuda.device_count()} visible); use --device cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("no MPS device here; use --device cpu or auto")
+    return device
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Does `device` run bf16 matmuls and convolutions natively (not emulated, which is ~10x slower)?
+    CUDA: Ampere or newer. CPU: oneDNN's own check (AVX512_BF16 / AMX on x86, bf16 on Arm)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """auto -> bf16 where the device runs it natively, fp32 elsewhere; bf16 where it does not is an error."""
+    if requested == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if requested == "bf16" and not native_bf16(device):
+        raise DeviceError(f"precision bf16: this {device.type} has no native bf16 support (it would be emulated, "
+                          f"about 10x slower); use precision: auto or fp32")
+    return requested
 
 
 def seed_everything(seed: int) -> None:
