@@ -4,16 +4,15 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import torch
-import torch.nn.functional as F
 import typer
 
-from mnist_gan.classifier import load_classifier, predict
-from mnist_gan.cli import checked, params_or_exit, run
+from mnist_gan.classifier import load_classifier
+from mnist_gan.cli import checked, checked_device, params_or_exit, run
 from mnist_gan.data import load_split, to_float
-from mnist_gan.metrics import class_coverage, nearest_training_images, summarize
-from mnist_gan.report import class_grid, pairs_grid, save_png
-from mnist_gan.sampling import generate, load_generator
+from mnist_gan.evaluation import evaluate
+from mnist_gan.metrics import class_coverage
+from mnist_gan.report import class_grid, labelled_grid, pairs_grid, save_png
+from mnist_gan.sampling import load_generator
 from mnist_gan.storage import write_text
 from mnist_gan.utils import pick_device, set_cpu_threads
 
@@ -30,45 +29,32 @@ def main(
     n_samples: Annotated[int, typer.Option(help="Generated images to score.", callback=checked("evaluate.n_samples"))]
     = P["n_samples"],
     seed: Annotated[int, typer.Option(help="Noise seed.", callback=checked("evaluate.seed"))] = P["seed"],
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps; not a DVC param.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps; not a DVC param.", callback=checked_device)]
+    = "auto",
 ):
-    """Generate `n_samples` images and compute FID, classifier score, coverage, precision/recall, memorization."""
+    """Generate `n_samples` images (class-balanced for a conditional generator) and score them: FID, classifier
+    score, coverage, precision/recall, memorization; label accuracy and per-digit FID when conditional."""
     dev = pick_device(device)
     if dev.type == "cpu":
         set_cpu_threads(None)
-    model = load_classifier(classifier, dev)
-    samples = generate(load_generator(weights, dev), n_samples, seed)
-    if samples.shape[-1] != 28:  # dcgan64: score at MNIST's own resolution, like the classifier saw it
-        samples = F.interpolate(samples, size=(28, 28), mode="bilinear", antialias=True).clamp(-1, 1)
-    train_u8, _ = load_split(raw_root, train=True)
-    test_u8, _ = load_split(raw_root, train=False)
-    # the floor: as many real training images as samples, scored against the same test set
-    real = to_float(train_u8[torch.randperm(len(train_u8), generator=torch.Generator().manual_seed(seed))[:n_samples]])
-
-    test_feats, _ = predict(model, test_u8)
-    fake_feats, fake_probs = predict(model, samples)
-    real_feats, real_probs = predict(model, real)
-    train_images = to_float(train_u8)
-    fake_nn, fake_nn_idx = nearest_training_images(samples, train_images)
-    test_nn, _ = nearest_training_images(to_float(test_u8[:n_samples]), train_images)  # same sample size
-
-    metrics = {"generated": summarize(fake_probs, fake_feats, test_feats, P["nearest_k"]),
-               "real_floor": summarize(real_probs, real_feats, test_feats, P["nearest_k"])}
-    metrics["generated"].update(nn_dist_mean=float(fake_nn.mean()), nn_dist_min=float(fake_nn.min()),
-                                closer_than_test_1pct=float((fake_nn < test_nn.quantile(0.01)).double().mean()))
-    metrics["real_floor"].update(nn_dist_mean=float(test_nn.mean()), nn_dist_min=float(test_nn.min()),
-                                 closer_than_test_1pct=0.01)
-    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    classes = {"generated": class_coverage(fake_probs)["histogram"], "real": class_coverage(real_probs)["histogram"]}
+    generator = load_generator(weights, dev)
+    train, test = load_split(raw_root, train=True), load_split(raw_root, train=False)
+    result = evaluate(generator, load_classifier(classifier, dev), train, test, n_samples, seed, P["nearest_k"])
+    write_text(out_dir / "metrics.json", json.dumps(result.metrics, indent=2) + "\n")
+    classes = {"generated": class_coverage(result.probs)["histogram"],
+               "real": class_coverage(result.real_probs)["histogram"]}
     write_text(out_dir / "classes.json", json.dumps(classes, indent=2) + "\n")
 
-    save_png(class_grid(samples, fake_probs), out_dir / "per_class.png")
-    closest = fake_nn.argsort()[: P["n_pairs"]]
-    save_png(pairs_grid(samples[closest], train_images[fake_nn_idx[closest]]), out_dir / "nearest.png")
-    g, r = metrics["generated"], metrics["real_floor"]
+    # row d: samples asked for d (conditional) or those the classifier is surest are d (unconditional)
+    grid = class_grid(result.samples, result.probs) if result.labels is None else labelled_grid(result.samples, result.labels)
+    save_png(grid, out_dir / "per_class.png")
+    closest = result.nn_dist.argsort()[: P["n_pairs"]]
+    save_png(pairs_grid(result.samples[closest], to_float(train[0][result.nn_index[closest]])), out_dir / "nearest.png")
+    g, r = result.metrics["generated"], result.metrics["real_floor"]
+    conditional = f", label accuracy {g['label_accuracy']:.4f}" if "label_accuracy" in g else ""
     typer.echo(f"evaluate: FID {g['fid']:.2f} (real floor {r['fid']:.2f}), score {g['classifier_score']:.2f} "
                f"(real {r['classifier_score']:.2f}), classes {g['classes_covered']}/10, "
-               f"precision {g['precision']:.3f}, recall {g['recall']:.3f}")
+               f"precision {g['precision']:.3f}, recall {g['recall']:.3f}{conditional}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from mnist_gan.models import MODELS, GANConfig, Generator
+from mnist_gan.models import GANConfig, Generator
 from mnist_gan.storage import PipelineError, load_torch
 
 
@@ -17,10 +17,7 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> Generator:
     if not isinstance(config, dict) or not isinstance(state, dict):
         raise PipelineError(f"{path} is not a generator weights file (no 'config' and 'state_dict')")
     try:
-        cfg = GANConfig(**config)
-        if cfg.model not in MODELS:
-            raise ValueError(f"unknown model {cfg.model!r}")
-        generator = Generator(cfg)
+        generator = Generator(GANConfig(**config))
         generator.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0][:200]
@@ -28,10 +25,41 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> Generator:
     return generator.to(device).eval()
 
 
+def balanced_labels(n: int, num_classes: int) -> torch.Tensor:
+    """n labels in equal blocks 0, 0, ..., 1, 1, ... (sizes differ by at most one): a grid of n = k * rows
+    images with k columns shows one digit per row."""
+    return torch.arange(n) * num_classes // n
+
+
 @torch.no_grad()
-def generate(generator: Generator, n: int, seed: int, batch_size: int = 1000) -> torch.Tensor:
-    """n images (n, C, H, W) in [-1, 1] on the CPU; the same seed gives the same z on every device."""
+def generate(generator: Generator, n: int, seed: int, labels: torch.Tensor | None = None,
+             batch_size: int = 1000) -> torch.Tensor:
+    """n images (n, C, H, W) in [-1, 1] on the CPU; the same seed gives the same z on every device.
+
+    A conditional generator draws `labels` (n,), class-balanced (`balanced_labels`) when none are given;
+    an unconditional one ignores them."""
     rng = torch.Generator().manual_seed(seed)
     z = torch.randn(n, *generator.latent_shape, generator=rng)
+    k = generator.cfg.num_classes
+    y = (labels if labels is not None else balanced_labels(n, k)) if k else torch.zeros(n, dtype=torch.long)
     device = next(generator.parameters()).device
-    return torch.cat([generator(chunk.to(device)).float().cpu() for chunk in z.split(batch_size)])
+    out = [generator(zc.to(device), yc.to(device) if k else None).float().cpu()
+           for zc, yc in zip(z.split(batch_size), y.split(batch_size))]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def interpolation(generator: Generator, seed: int, steps: int = 10) -> torch.Tensor:
+    """A strip of `steps` images: for a conditional G one z through digits 0..9 (steps = classes), otherwise
+    a spherical path between two z (Shoemake's slerp, which keeps |z| typical of the Gaussian)."""
+    rng = torch.Generator().manual_seed(seed)
+    device = next(generator.parameters()).device
+    k = generator.cfg.num_classes
+    if k:
+        z = torch.randn(1, *generator.latent_shape, generator=rng).expand(k, *generator.latent_shape)
+        return generator(z.to(device), torch.arange(k, device=device)).float().cpu()
+    a, b = torch.randn(2, *generator.latent_shape, generator=rng).flatten(1)
+    omega = torch.arccos((a / a.norm()).dot(b / b.norm()).clamp(-1, 1))
+    t = torch.linspace(0, 1, steps)[:, None]
+    z = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+    return generator(z.view(steps, *generator.latent_shape).to(device)).float().cpu()

@@ -1,0 +1,93 @@
+"""Score a generator against real MNIST in the classifier's feature space (the evaluate stage's maths),
+and the cheap per-epoch FID the train stage logs (`QualityProbe`).
+
+A conditional generator is asked for class-balanced digits; beside the metrics of `metrics.summarize` it gets
+label accuracy (share of samples of requested digit d that the classifier calls d) and a FID per digit
+(samples asked for d against the test images of d).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mnist_gan.classifier import MnistClassifier, predict
+from mnist_gan.data import to_float
+from mnist_gan.metrics import fid, nearest_training_images, summarize
+from mnist_gan.models import Generator
+from mnist_gan.sampling import balanced_labels, generate
+
+CLASSIFIER_SIZE = 28  # the classifier sees MNIST at its own resolution
+
+
+def at_classifier_size(images: torch.Tensor) -> torch.Tensor:
+    """dcgan64 samples downsized (antialiased bilinear) to 28x28, as the classifier was trained."""
+    if images.shape[-1] == CLASSIFIER_SIZE:
+        return images
+    size = (CLASSIFIER_SIZE, CLASSIFIER_SIZE)
+    return F.interpolate(images.float(), size=size, mode="bilinear", antialias=True).clamp(-1, 1)
+
+
+@dataclass
+class Evaluation:
+    metrics: dict  # {"generated": {...}, "real_floor": {...}}
+    samples: torch.Tensor  # (n, 1, 28, 28) in [-1, 1]
+    labels: torch.Tensor | None  # digits asked for (conditional), else None
+    probs: torch.Tensor  # classifier probabilities of the samples (n, 10)
+    real_probs: torch.Tensor  # of the real floor images
+    nn_dist: torch.Tensor  # each sample's L2 distance to its nearest training image
+    nn_index: torch.Tensor  # and that image's index
+
+
+def evaluate(generator: Generator, classifier: MnistClassifier, train: tuple[torch.Tensor, torch.Tensor],
+             test: tuple[torch.Tensor, torch.Tensor], n: int, seed: int, k: int) -> Evaluation:
+    """Every metric of `n` samples against the test set, beside the floor of `n` real training images."""
+    (train_u8, train_labels), (test_u8, test_labels) = train, test
+    classes = generator.cfg.num_classes
+    labels = balanced_labels(n, classes) if classes else None
+    samples = at_classifier_size(generate(generator, n, seed, labels))
+    # the floor: as many real training images as samples, scored against the same test set
+    pick = torch.randperm(len(train_u8), generator=torch.Generator().manual_seed(seed))[:n]
+    real = to_float(train_u8[pick])
+    test_feats, _ = predict(classifier, test_u8)
+    fake_feats, fake_probs = predict(classifier, samples)
+    real_feats, real_probs = predict(classifier, real)
+    train_images = to_float(train_u8)
+    fake_nn, fake_nn_idx = nearest_training_images(samples, train_images)
+    test_nn, _ = nearest_training_images(to_float(test_u8[:n]), train_images)  # same sample size
+
+    gen, floor = summarize(fake_probs, fake_feats, test_feats, k), summarize(real_probs, real_feats, test_feats, k)
+    gen.update(nn_dist_mean=float(fake_nn.mean()), nn_dist_min=float(fake_nn.min()),
+               closer_than_test_1pct=float((fake_nn < test_nn.quantile(0.01)).double().mean()))
+    floor.update(nn_dist_mean=float(test_nn.mean()), nn_dist_min=float(test_nn.min()), closer_than_test_1pct=0.01)
+    if labels is not None:
+        gen["label_accuracy"] = float((fake_probs.argmax(1) == labels).double().mean())
+        floor["label_accuracy"] = float((real_probs.argmax(1) == train_labels[pick]).double().mean())
+        gen["per_digit_fid"] = per_digit_fid(fake_feats, labels, test_feats, test_labels)
+        gen["per_digit_fid_max"] = max(gen["per_digit_fid"])
+        # ~n/10 images per digit: small-sample bias makes these larger than the overall FID even for real data
+        floor["per_digit_fid"] = per_digit_fid(real_feats, train_labels[pick], test_feats, test_labels)
+        floor["per_digit_fid_max"] = max(floor["per_digit_fid"])
+    return Evaluation({"generated": gen, "real_floor": floor}, samples, labels, fake_probs, real_probs,
+                      fake_nn, fake_nn_idx)
+
+
+def per_digit_fid(features: torch.Tensor, labels: torch.Tensor, ref_features: torch.Tensor,
+                  ref_labels: torch.Tensor) -> list[float]:
+    """FID of the samples of each digit against the reference images of that digit."""
+    return [fid(ref_features[ref_labels == d], features[labels == d]) for d in range(int(ref_labels.max()) + 1)]
+
+
+class QualityProbe:
+    """FID of a fixed sample (same seed every epoch) against the test images, in classifier features:
+    quality over training for `dvc plots`, at a few seconds per epoch."""
+
+    def __init__(self, classifier: MnistClassifier, test_u8: torch.Tensor, n: int, seed: int):
+        self.classifier, self.n, self.seed = classifier, n, seed
+        self.ref_features, _ = predict(classifier, at_classifier_size(to_float(test_u8)))
+
+    def fid(self, generator: Generator) -> float:
+        samples = at_classifier_size(generate(generator, self.n, self.seed))
+        return fid(self.ref_features, predict(self.classifier, samples)[0])
