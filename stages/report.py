@@ -38,6 +38,8 @@ METRICS = {  # key in metrics.json -> (label, which way is better)
     "classifier_score": ("classifier score (max 10)", "higher"),
     "classes_covered": ("digit classes covered (>= 2% each)", "higher"),
     "kl_to_uniform": ("KL(class histogram || uniform)", "lower"),
+    "label_accuracy": ("label accuracy (asked-for digit recognized)", "higher"),
+    "per_digit_fid_max": ("worst per-digit FID", "lower"),
     "precision": ("precision (k-NN manifold)", "higher"),
     "recall": ("recall (k-NN manifold)", "higher"),
     "nn_dist_mean": ("mean L2 to nearest training image", "higher = less copying"),
@@ -71,12 +73,19 @@ def main(
                    f"{baseline!r}" + ("" if previous else " (none found)") + ".")
     gen, floor = evaluation["generated"], evaluation["real_floor"]
     page.table(["metric", "this run", "real floor", f"baseline ({baseline})", "better"],
-               [[label, gen.get(k), floor.get(k), previous.get(k), better] for k, (label, better) in METRICS.items()])
+               [[label, gen.get(k), floor.get(k), previous.get(k), better] for k, (label, better) in METRICS.items()
+                if k in gen])
+    if "per_digit_fid" in gen:
+        page.paragraph("Per digit: FID of the samples asked for each digit against the test images of that digit, "
+                       "beside the same for real training images of that digit (about a tenth of the samples each, "
+                       "so both are larger than the overall FID).")
+        page.table(["digit", *range(10)], [["generated", *gen["per_digit_fid"]],
+                                           ["real floor", *floor.get("per_digit_fid", [None] * 10)]])
     classes = read_json(eval_dir / "classes.json")
     page.image("classes.png", figure_bytes(histogram_figure(classes["generated"], classes["real"])),
                "Digits the classifier sees in the samples and in real data")
-    page.image("per_class.png", (eval_dir / "per_class.png").read_bytes(),
-               "Samples per digit class (rows 0-9, most confident first)")
+    rows = "asked for digit d" if "label_accuracy" in gen else "classified as digit d (most confident first)"
+    page.image("per_class.png", (eval_dir / "per_class.png").read_bytes(), f"Samples per digit: row d = {rows}")
     page.image("nearest.png", (eval_dir / "nearest.png").read_bytes(),
                "Memorization check: the samples closest to a training image (top) and that image (bottom)")
 
@@ -86,11 +95,16 @@ def main(
 
     page.heading("Samples")
     page.image("samples.png", grid.read_bytes(), f"{P['sample']['n_images']} samples, seed {P['sample']['seed']}")
+    strip = sample_dir / "grid_interpolation.png"
+    if strip.is_file():
+        caption = ("One z, digits 0 to 9" if P["conditional"] else "Moving z along a great circle between two draws")
+        page.image("interpolation.png", strip.read_bytes(), f"Interpolation: {caption}")
     frames = epoch_grids(train_dir)
     if frames:
-        page.image("fixed_noise.gif", gif_bytes(frames), "The same 16 noise vectors after each epoch (animated)")
+        page.image("fixed_noise.gif", gif_bytes(frames), "The fixed noise (and digits) after each epoch (animated)",
+                   zoom=2)
         for i, frame in enumerate(frames, 1):
-            page.image(f"epoch_{i:03d}.png", frame.read_bytes(), f"epoch {i}", width=120)
+            page.image(f"epoch_{i:03d}.png", frame.read_bytes(), f"epoch {i}", zoom=1)
 
     page.heading("Params")
     page.paragraph("params.yaml as used by this run:")

@@ -127,30 +127,42 @@ class Page:
         self.html.append(f"<p>{html.escape(text)}</p>")
 
     def table(self, header: list[str], rows: list[list[object]]) -> None:
+        header = [str(h) for h in header]
         cells = [[_cell(c) for c in row] for row in rows]
-        self.md.append("| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
-                       + "".join("| " + " | ".join(r) + " |\n" for r in cells))
+
+        def md_row(values: list[str]) -> str:  # a literal | would end the cell: escape it (GFM tables)
+            return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |\n"
+
+        # the blank line ends the table: without it a following image is parsed as one more row
+        self.md.append(md_row(header) + "|" + "---|" * len(header) + "\n" + "".join(map(md_row, cells)) + "\n")
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in cells)
         self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
-    def image(self, name: str, data: bytes, caption: str, width: int | None = None) -> None:
-        """Embed image bytes (PNG or GIF); `name` is the file written beside report.md."""
+    def image(self, name: str, data: bytes, caption: str, zoom: int | None = None) -> None:
+        """Embed image bytes (PNG or GIF); `name` is the file written beside report.md. `zoom` shows pixel
+        images at an integer multiple of their size (with `image-rendering: pixelated`: sharp, not blurred)."""
         self.assets[name] = data
         mime = "image/gif" if name.endswith(".gif") else "image/png"
         uri = f"data:{mime};base64,{base64.b64encode(data).decode()}"
-        size = f' width="{width}"' if width else ""
+        size = ""
+        if zoom:
+            width, height = Image.open(io.BytesIO(data)).size
+            size = f' width="{width * zoom}" height="{height * zoom}"'
         self.md.append(f"![{caption}](assets/{name})\n\n*{caption}*\n")
         self.html.append(f'<figure><img src="{uri}" alt="{html.escape(caption)}"{size}>'
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
-    def write(self, out_dir: Path) -> None:
+    def write(self, out_dir: Path, stem: str = "report") -> None:
+        """out_dir/{stem}.html (self-contained), out_dir/{stem}.md and the images it links, in out_dir/assets
+        (out_dir/{stem}_assets for any other stem, so two pages can share a folder)."""
         out_dir = Path(out_dir)
+        assets = "assets" if stem == "report" else f"{stem}_assets"
         for name, data in self.assets.items():
-            write_bytes(out_dir / "assets" / name, data)
-        with atomic_path(out_dir / "report.md") as tmp:
-            tmp.write_text("".join(self.md))
-        with atomic_path(out_dir / "report.html") as tmp:
+            write_bytes(out_dir / assets / name, data)
+        with atomic_path(out_dir / f"{stem}.md") as tmp:
+            tmp.write_text("".join(self.md).replace("](assets/", f"]({assets}/"))
+        with atomic_path(out_dir / f"{stem}.html") as tmp:
             tmp.write_text(_HTML.format(title=html.escape(self.title), body="\n".join(self.html)))
 
 
@@ -187,6 +199,12 @@ def class_grid(samples: torch.Tensor, probs: torch.Tensor, per_class: int = 10) 
         row = torch.full((per_class, *samples.shape[1:]), -1.0)
         row[: len(best)] = samples[best]
         rows.append(row)
+    return image_grid(torch.cat(rows), nrow=per_class)
+
+
+def labelled_grid(samples: torch.Tensor, labels: torch.Tensor, per_class: int = 10) -> Image.Image:
+    """One row per digit 0-9: the first `per_class` samples that were asked for that digit."""
+    rows = [samples[(labels == d).nonzero().flatten()[:per_class]] for d in range(int(labels.max()) + 1)]
     return image_grid(torch.cat(rows), nrow=per_class)
 
 
