@@ -1,0 +1,173 @@
+"""Compare experiments side by side: params that differ, key metrics, sample grids and training curves.
+
+Each revision (an experiment name, branch, tag, commit, or `workspace`) is read through DVC's own file system
+(`dvc.fs.DVCFileSystem(rev=...)`): git-tracked files (params.yaml, metrics, DVCLive curves) from git, DVC
+outputs (the sample grid) from the local cache. Nothing is checked out into the workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import yaml
+
+from mnist_gan.report import Page, figure_bytes
+from mnist_gan.storage import PipelineError
+
+GRID = "results/sample/grid.png"
+METRICS = "results/evaluate/metrics.json"
+CURVES = {"loss_d": "train/loss_d", "loss_g": "train/loss_g", "fid per epoch": "quality/fid"}
+COLUMNS = {  # metric key in generated -> (column, better)
+    "fid": ("FID", min), "precision": ("precision", max), "recall": ("recall", max),
+    "classifier_score": ("score", max), "classes_covered": ("classes", max), "label_accuracy": ("label acc.", max),
+}
+
+
+@dataclass
+class Revision:
+    name: str  # as the user (or dvc exp show) names it
+    rev: str  # what DVC's file system opens: a commit, or "workspace"
+    params: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    curves: dict = field(default_factory=dict)  # CURVES key -> (steps, values)
+    grid: bytes | None = None
+    problem: str | None = None  # why some of it could not be read, with the command that fixes it
+
+
+def experiments_of_head(repo: Path) -> list[tuple[str, str]]:
+    """(name, commit) of every experiment derived from HEAD, as `dvc exp show` lists them."""
+    import dvc.api
+
+    rows = dvc.api.exp_show(repo=str(repo))
+    return [(r["Experiment"], r["rev"]) for r in rows if r.get("Experiment") and r.get("rev")]
+
+
+def resolve(repo: Path, names: list[str], known: dict[str, str]) -> tuple[list[Revision], list[str]]:
+    """Revisions for `names` (experiment names first, then anything git resolves); and the unknown ones."""
+    found, unknown = [], []
+    for name in names:
+        if name == "workspace":
+            found.append(Revision(name, "workspace"))
+            continue
+        sha = known.get(name) or _git_commit(repo, name)
+        if sha is None:
+            unknown.append(name)
+        else:
+            found.append(Revision(name, sha))
+    return found, unknown
+
+
+def _git_commit(repo: Path, rev: str) -> str | None:
+    done = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo,
+                          capture_output=True, text=True)
+    return done.stdout.strip() or None
+
+
+def load(repo: Path, revision: Revision) -> Revision:
+    """Fill `revision` from its files; what cannot be read is said in `problem`, the rest still loads."""
+    from dvc.fs import DVCFileSystem
+
+    fs = DVCFileSystem(repo=str(repo), rev=None if revision.rev == "workspace" else revision.rev)
+    revision.params = yaml.safe_load(fs.read_text("params.yaml")) if fs.exists("params.yaml") else {}
+    if fs.exists(METRICS):
+        revision.metrics = json.loads(fs.read_text(METRICS))
+    for key, stem in CURVES.items():
+        path = f"results/train/plots/metrics/{stem}.tsv"
+        if fs.exists(path):
+            rows = [line.split("\t") for line in fs.read_text(path).splitlines()]
+            col = rows[0].index(stem.split("/")[-1])
+            revision.curves[key] = ([float(r[0]) for r in rows[1:]], [float(r[col]) for r in rows[1:]])
+    try:
+        revision.grid = fs.read_bytes(GRID)
+    except Exception:  # not in the local cache (never pulled), or never produced
+        fix = "dvc pull" if revision.rev == "workspace" else f"dvc exp pull origin {revision.name} (or dvc pull at that revision)"
+        revision.problem = f"{revision.name}: {GRID} is not in the local cache; fetch it with `{fix}`"
+    return revision
+
+
+def differing_params(revisions: list[Revision]) -> list[str]:
+    """Dotted param keys whose values are not the same in every revision."""
+    flat = [_flatten(r.params) for r in revisions]
+    keys = sorted({k for f in flat for k in f})
+    return [k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def curves_figure(revisions: list[Revision]) -> plt.Figure:
+    """One panel per curve, one colour per revision."""
+    keys = [k for k in CURVES if any(k in r.curves for r in revisions)]
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(5 * max(1, len(keys)), 3.4), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, key in zip(axes[0], keys):
+        for i, r in enumerate(revisions):
+            if key in r.curves:
+                ax.plot(*r.curves[key], label=r.name, color=colours(i % 10), linewidth=1,
+                        marker="o" if key.startswith("fid") else None)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if key.startswith("fid"):
+            ax.set_yscale("log")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def build_page(revisions: list[Revision], problems: list[str]) -> Page:
+    """The comparison page: table sorted by FID (best value per column marked), grids, curves."""
+    def fid_of(r: Revision) -> float:
+        return r.metrics.get("generated", {}).get("fid", float("inf"))
+
+    revisions = sorted(revisions, key=fid_of)
+    page = Page(f"mnist-gan: {len(revisions)} revision(s) compared")
+    for line in problems:
+        page.paragraph(f"Not shown: {line}")
+    diff = differing_params(revisions)
+    shown = [k for k in COLUMNS if any(k in r.metrics.get("generated", {}) for r in revisions)]
+    best = {}
+    for k in shown:
+        values = [r.metrics["generated"][k] for r in revisions if k in r.metrics.get("generated", {})]
+        best[k] = COLUMNS[k][1](values)
+    rows = []
+    for r in revisions:
+        flat, gen = _flatten(r.params), r.metrics.get("generated", {})
+        marks = [(f"**{_num(gen[k])}**" if gen.get(k) == best[k] else _num(gen[k])) if k in gen else "" for k in shown]
+        rows.append([r.name, *[_val(flat.get(k)) for k in diff], *marks])
+    page.heading("Runs (sorted by FID, best value per column in bold)")
+    page.paragraph("Params shown: those that differ between the revisions"
+                   + (f" ({', '.join(diff)})." if diff else " (none differ)."))
+    page.table(["revision", *diff, *[COLUMNS[k][0] for k in shown]], rows)
+    page.heading("Samples (same scale)")
+    for r in revisions:
+        if r.grid is not None:
+            page.image(f"grid_{_slug(r.name)}.png", r.grid, r.name, zoom=2)
+    if any(r.curves for r in revisions):
+        page.heading("Training curves")
+        page.image("curves.png", figure_bytes(curves_figure(revisions)), "One colour per revision")
+    return page
+
+
+def _num(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _val(v) -> str:
+    return "" if v is None else yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+

@@ -1,0 +1,115 @@
+"""The comparison page over real `dvc exp run`s in a tiny repo: rows, differing params, grids, bad input."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from tests.conftest import DVC, ROOT, run
+
+COMPARE = [sys.executable, "-m", "stages.compare"]
+
+
+@pytest.fixture(scope="module")
+def swept(small_repo, tmp_path_factory):
+    """A copy of the reproduced tiny repo with two experiments (lr 1e-4 and 4e-4, one epoch on 512 images)."""
+    src, _ = small_repo
+    repo = tmp_path_factory.mktemp("sweep") / "repo"
+    shutil.copytree(src, repo, symlinks=True)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline", "--allow-empty"], repo)
+    for name, lr in (("slow", "0.0001"), ("fast", "0.0004")):
+        run(DVC + ["exp", "run", "-n", name, "-S", f"lr={lr}"], repo)
+    return repo
+
+
+def compare(repo, *args, check=True):
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run([*COMPARE, *args], cwd=repo, capture_output=True, text=True, env=env)
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def tables(markdown: str) -> list[list[list[str]]]:
+    """Every table of a Markdown text as rows of cell texts, parsed as GitHub does (CommonMark + tables)."""
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    out, rows, row, depth = [], None, None, 0
+    for t in tokens:
+        if t.type == "table_open":
+            rows = []
+        elif t.type == "tr_open":
+            row = []
+        elif t.type == "inline" and row is not None:
+            row.append(t.content)
+        elif t.type == "tr_close":
+            rows.append(row)
+            row = None
+        elif t.type == "table_close":
+            out.append(rows)
+    return out
+
+
+def images_outside_tables(markdown: str) -> bool:
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    inside = False
+    for t in tokens:
+        inside = {"table_open": True, "table_close": False}.get(t.type, inside)
+        if t.type == "inline" and any(c.type == "image" for c in t.children or []) and inside:
+            return False
+    return True
+
+
+@pytest.mark.slow
+def test_page_has_a_row_per_experiment_with_the_differing_param(swept):
+    compare(swept, "--out", "reports/compare.html")
+    html = (swept / "reports/compare.html").read_text()
+    md = (swept / "reports/compare.md").read_text()
+    assert "http://" not in html and "https://" not in html
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 3  # two grids and the curves
+    header, *rows = tables(md)[0]
+    assert header[:2] == ["revision", "lr"] and "FID" in header
+    assert sorted(r[0] for r in rows) == ["fast", "slow"]
+    assert {r[0]: r[1] for r in rows} == {"slow": "0.0001", "fast": "0.0004"}
+    fids = [float(r[header.index("FID")].strip("*")) for r in rows]
+    assert fids == sorted(fids)  # sorted by FID, best first
+    assert rows[0][header.index("FID")].startswith("**")  # and marked best
+    assert all(len(r) == len(header) for r in rows)
+    assert images_outside_tables(md)
+    assert (swept / "reports/compare_assets/grid_fast.png").is_file()
+
+
+@pytest.mark.slow
+def test_unknown_revision_is_named_and_the_rest_is_written(swept):
+    done = compare(swept, "slow", "no-such-exp", "--out", "reports/two.html")
+    assert "no-such-exp: unknown revision" in done.stderr
+    assert (swept / "reports/two.html").is_file()
+    assert [r[0] for r in tables((swept / "reports/two.md").read_text())[0][1:]] == ["slow"]
+
+
+@pytest.mark.slow
+def test_outputs_not_in_the_cache_are_named_with_the_fix(swept, tmp_path):
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(swept), str(clone)], tmp_path)
+    run(["git", "fetch", "-q", "origin", "refs/exps/*:refs/exps/*"], clone)  # the exp commits, not the cache
+    done = compare(clone, "fast", "--out", "reports/c.html")
+    assert "fast: results/sample/grid.png is not in the local cache; fetch it with `dvc exp pull origin fast" in done.stderr
+    assert "fast" in (clone / "reports/c.md").read_text()
+
+
+@pytest.mark.slow
+def test_nothing_to_compare_is_exit_2(tmp_path, small_repo):
+    src, _ = small_repo
+    repo = tmp_path / "r"
+    shutil.copytree(src, repo, symlinks=True)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "a commit with no experiments", "--allow-empty"], repo)
+    done = compare(repo, "--out", "x.html", check=False)
+    assert done.returncode == 2 and done.stderr.startswith("error: no revisions to compare")
+    assert not (repo / "x.html").exists()
