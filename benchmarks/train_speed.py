@@ -28,7 +28,7 @@ from torch import nn
 from mnist_gan.data import load_processed
 from mnist_gan.models import GANConfig, build_gan
 from mnist_gan.training import Trainer, TrainConfig, prepare_models, train_step
-from mnist_gan.utils import pick_device, set_cpu_threads
+from mnist_gan.utils import native_bf16, pick_device, set_cpu_threads
 
 app = typer.Typer(add_completion=False, help=__doc__)
 MODELS = {  # name -> (GANConfig overrides, batch size)
@@ -84,6 +84,13 @@ def our_loop(trainer: Trainer, steps: int, device: torch.device) -> float:
     return steps * trainer.cfg.batch_size / (time.perf_counter() - start)
 
 
+def make_trainer(cfg: GANConfig, batch: int, precision: str, images: torch.Tensor, dev: torch.device) -> Trainer:
+    torch.manual_seed(0)
+    tcfg = TrainConfig(batch_size=batch, log_every=10**9, precision=precision)
+    generator, discriminator = prepare_models(*build_gan(cfg, "dcgan"), tcfg, dev)
+    return Trainer(generator, discriminator, images.to(dev), tcfg, dev)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -92,10 +99,10 @@ def _sync(device: torch.device) -> None:
 def flops_per_step(trainer: Trainer) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
-    real = torch.rand(trainer.cfg.batch_size, *trainer.images.shape[1:], device=trainer.device) * 2 - 1
-    z = torch.randn(trainer.cfg.batch_size, *trainer.latent_shape, device=trainer.device)
+    real = torch.rand(1, trainer.cfg.batch_size, *trainer.images.shape[1:], device=trainer.device) * 2 - 1
+    z = torch.randn(1, trainer.cfg.batch_size, *trainer.latent_shape, device=trainer.device)
     with FlopCounterMode(display=False) as counter:
-        train_step(trainer.generator, trainer.discriminator, trainer.opt_g, trainer.opt_d, real, z)
+        train_step(trainer.generator, trainer.discriminator, trainer.opt_g, trainer.opt_d, real, z, trainer.cfg)
     return counter.get_total_flops()
 
 
@@ -139,6 +146,7 @@ def main(
     repeats: Annotated[int, typer.Option(help="Alternating repeats per loop.")] = 5,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     models: Annotated[str, typer.Option(help="Comma-separated: mlp,dcgan.")] = "mlp,dcgan",
+    batches: Annotated[str, typer.Option(help="DCGAN batch sizes for the scaling table ('' = skip).")] = "64,128,256",
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
 ):
     """Alternate the seeds' loop and ours; print img/s medians, ratios, fraction of matmul peak, memory."""
@@ -148,26 +156,35 @@ def main(
     images = load_processed(Path("data/processed/train.pt"))["images"]
     peak = matmul_peak(dev)
     report: dict = {"device": str(dev), "threads": torch.get_num_threads(), "matmul_peak_gflops": peak / 1e9}
-    typer.echo(f"device {dev}, {torch.get_num_threads()} threads, fp32 matmul peak {peak / 1e9:.0f} GFLOP/s")
+    typer.echo(f"device {dev}, {torch.get_num_threads()} threads, fp32 matmul peak {peak / 1e9:.0f} GFLOP/s, "
+               f"native bf16: {native_bf16(dev)}")
+    precisions = ["fp32"] + (["bf16"] if native_bf16(dev) else [])
     for name in models.split(","):
         overrides, batch = MODELS[name]
         cfg = GANConfig(**overrides)
-        torch.manual_seed(0)
-        tcfg = TrainConfig(batch_size=batch, log_every=10**9,
-                           precision="bf16" if dev.type == "cuda" else "fp32")
-        generator, discriminator = prepare_models(*build_gan(cfg, "dcgan"), tcfg, dev)
-        trainer = Trainer(generator, discriminator, images.to(dev), tcfg, dev)
-        flops = flops_per_step(trainer)
-        ref, ours = [], []
-        for _ in range(repeats):
+        trainers = {p: make_trainer(cfg, batch, p, images, dev) for p in precisions}
+        flops = flops_per_step(trainers["fp32"])
+        ref, ours = [], {p: [] for p in precisions}
+        for _ in range(repeats):  # interleaved: machine noise hits every row alike
             ref.append(reference_loop(cfg, Path("data/raw"), batch, steps, dev))
-            ours.append(our_loop(trainer, steps, dev))
-        r, o = statistics.median(ref), statistics.median(ours)
-        fraction = o / batch * flops / peak
-        report[name] = {"batch": batch, "reference_img_s": r, "ours_img_s": o, "ratio": o / r,
-                        "flops_per_image": flops / batch, "fraction_of_matmul_peak": fraction}
-        typer.echo(f"{name:6s} batch {batch:4d}: reference {r:8.0f} img/s   ours {o:8.0f} img/s   "
-                   f"x{o / r:.2f}   {flops / batch / 1e6:.0f} MFLOP/img   {100 * fraction:.0f}% of matmul peak")
+            for p, trainer in trainers.items():
+                ours[p].append(our_loop(trainer, steps, dev))
+        r = statistics.median(ref)
+        report[name] = {"batch": batch, "reference_img_s": r, "flops_per_image": flops / batch}
+        typer.echo(f"{name:6s} batch {batch:4d}: seeds' loop {r:8.0f} img/s   ({flops / batch / 1e6:.0f} MFLOP/img)")
+        for p in precisions:
+            o = statistics.median(ours[p])
+            fraction = o / batch * flops / peak
+            report[name][p] = {"img_s": o, "ratio": o / r, "fraction_of_fp32_matmul_peak": fraction}
+            typer.echo(f"{'':6s} this trainer, {p}: {o:8.0f} img/s   x{o / r:.2f}   "
+                       f"{100 * fraction:.0f}% of the fp32 matmul peak")
+    if batches:
+        report["batch_scaling"] = {}
+        for b in map(int, batches.split(",")):
+            row = {p: our_loop(make_trainer(GANConfig(), b, p, images, dev), max(10, steps * 128 // b), dev)
+                   for p in precisions}
+            report["batch_scaling"][b] = row
+            typer.echo(f"dcgan batch {b:4d}: " + "   ".join(f"{p} {v:6.0f} img/s" for p, v in row.items()))
     rss = train_stage_peak_rss(steps=20)
     report["train_stage_peak_rss_gb"] = rss
     typer.echo(f"train stage peak RSS: {rss:.2f} GB")
