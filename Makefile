@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip warns once per configured-but-absent local index on some machines; keep real messages only
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location .* is ignored' || true; }
 
-.PHONY: run test bench venv browser clean
+.PHONY: run test test-fast bench venv browser clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ browser:
 
 test: $(STAMP) browser
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# The developer's tier: params, models, losses, metrics, stage CLIs and one tiny real `dvc repro` (< 2 min here).
+test-fast: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.train_speed

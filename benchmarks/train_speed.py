@@ -2,18 +2,20 @@
 
 The reference loop is written the way every seed script does it: torchvision's MNIST dataset with
 ToTensor() + Normalize((0.5,), (0.5,)) per item, DataLoader(shuffle=True), D ending in Sigmoid and BCELoss.
-Both train the same models at the same batch size; runs alternate (ref, ours, ref, ours, ...) so that machine
-noise hits both alike, and the median of the repeats is reported. Also: FLOPs per step (torch's
-FlopCounterMode), this machine's fp32 matmul peak, peak RSS of a real train stage, and no-op `dvc repro`.
+Both train the same models at the same batch size; runs alternate (ref, ours in fp32, ours in bf16 where the
+device runs it natively, ...) so that machine noise hits every row alike, and the median of the repeats is
+reported. Also: FLOPs per step (torch's FlopCounterMode), this machine's fp32 matmul peak, DCGAN throughput at
+batch 64/128/256, evaluate's wall time and peak RSS at 2k/10k/50k samples, the train stage under torchrun with
+1 and 2 CPU processes, peak RSS of a real train stage, and no-op `dvc repro`.
 
-    python -m benchmarks.train_speed            # needs data/raw and data/processed: run `dvc repro normalize`
+    python -m benchmarks.train_speed            # after `dvc repro` (needs data/, models/generator.pt, classifier)
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
+import re
 import statistics
 import subprocess
 import sys
@@ -119,13 +121,39 @@ def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 10) -> float
     return 2 * n**3 / best
 
 
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in GB, stdout) of one child process; os.wait4 gives that child's own rusage."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out}")
+    return time.perf_counter() - start, usage.ru_maxrss / 1e6, out  # KiB on Linux -> GB
+
+
+def train_cmd(out: Path, steps: int, launcher: list[str] | None = None) -> list[str]:
+    return [*(launcher or [sys.executable, "-m"]), "stages.train", "data/processed", str(out), "--results",
+            str(out / "results"), "--checkpoint", str(out / "checkpoint.pt"), "--max-steps", str(steps), "--epochs", "1"]
+
+
 def train_stage_peak_rss(steps: int) -> float:
     """Peak RSS (GB) of a real `python -m stages.train` process on the full training set."""
-    tmp = Path("/tmp/mnist-gan-bench")
-    cmd = [sys.executable, "-m", "stages.train", "data/processed", str(tmp), "--results", str(tmp / "results"),
-           "--checkpoint", str(tmp / "checkpoint.pt"), "--max-steps", str(steps), "--epochs", "1"]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6  # KiB on Linux -> GB
+    return timed(train_cmd(Path("/tmp/mnist-gan-bench"), steps))[1]
+
+
+def evaluate_cost(n_samples: int) -> tuple[float, float]:
+    """(wall s, peak RSS GB) of the evaluate stage on the trained generator with `n_samples` samples."""
+    wall, rss, _ = timed([sys.executable, "-m", "stages.evaluate", "models/generator.pt", "models/classifier.pt",
+                          "data/raw", f"/tmp/mnist-gan-bench/eval-{n_samples}", "--n-samples", str(n_samples)])
+    return wall, rss
+
+
+def torchrun_speed(processes: int, steps: int) -> float:
+    """img/s of the train stage under torchrun with `processes` CPU processes (gloo), batch_size per process."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m"]
+    _, _, out = timed(train_cmd(Path(f"/tmp/mnist-gan-bench/ddp{processes}"), steps, launcher))
+    return float(re.findall(r"\((\d+) img/s\)", out)[-1])
 
 
 def noop_repro(repeats: int) -> float | None:
@@ -147,6 +175,9 @@ def main(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     models: Annotated[str, typer.Option(help="Comma-separated: mlp,dcgan.")] = "mlp,dcgan",
     batches: Annotated[str, typer.Option(help="DCGAN batch sizes for the scaling table ('' = skip).")] = "64,128,256",
+    eval_sizes: Annotated[str, typer.Option(help="evaluate.n_samples values to time ('' = skip).")]
+    = "2000,10000,50000",
+    processes: Annotated[str, typer.Option(help="torchrun process counts to time ('' = skip).")] = "1,2",
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
 ):
     """Alternate the seeds' loop and ours; print img/s medians, ratios, fraction of matmul peak, memory."""
@@ -185,6 +216,17 @@ def main(
                    for p in precisions}
             report["batch_scaling"][b] = row
             typer.echo(f"dcgan batch {b:4d}: " + "   ".join(f"{p} {v:6.0f} img/s" for p, v in row.items()))
+    if eval_sizes:
+        report["evaluate"] = {}
+        for n in map(int, eval_sizes.split(",")):
+            wall, rss = evaluate_cost(n)
+            report["evaluate"][n] = {"wall_s": wall, "peak_rss_gb": rss}
+            typer.echo(f"evaluate n_samples {n:6d}: {wall:6.1f} s, peak RSS {rss:.2f} GB")
+    if processes:
+        report["torchrun"] = {}
+        for k in map(int, processes.split(",")):
+            report["torchrun"][k] = torchrun_speed(k, steps=max(steps, 100))
+            typer.echo(f"torchrun {k} CPU process(es), train stage (params.yaml model): {report['torchrun'][k]:.0f} img/s")
     rss = train_stage_peak_rss(steps=20)
     report["train_stage_peak_rss_gb"] = rss
     typer.echo(f"train stage peak RSS: {rss:.2f} GB")

@@ -14,7 +14,7 @@ from mnist_gan.cli import checked, checked_device, params_or_exit, run
 from mnist_gan.params import to_config
 from mnist_gan.data import load_split
 from mnist_gan.storage import PipelineError, save_torch, write_text
-from mnist_gan.utils import pick_device, set_cpu_threads
+from mnist_gan.utils import pick_device, resolve_precision, set_cpu_threads
 
 P = params_or_exit()["classifier"]
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -40,12 +40,12 @@ def main(
     dev = pick_device(device)
     if dev.type == "cpu":
         set_cpu_threads(None)
-    cfg = to_config(ClassifierConfig, {**P, "epochs": epochs})
+    cfg = to_config(ClassifierConfig, {**P, "epochs": epochs, "precision": resolve_precision(P["precision"], dev)})
     images, labels = load_split(raw_root, train=True)
     if max_train_images:
         images, labels = images[:max_train_images], labels[:max_train_images]
-    model = train_classifier(images, labels, cfg, dev,
-                             on_epoch=lambda e, loss: typer.echo(f"classifier epoch {e}/{epochs}: loss {loss:.4f}"))
+    model = train_classifier(images, labels, cfg, dev, on_epoch=lambda e, loss: typer.echo(
+        f"classifier epoch {e}/{epochs} ({cfg.precision}): loss {loss:.4f}"))
     test_images, test_labels = load_split(raw_root, train=False)
     _, probs = predict(model, test_images)
     accuracy = float((probs.argmax(1) == test_labels).double().mean())

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,26 @@ def run(cmd, cwd, check: bool = True, env: dict | None = None, **kw) -> str:
     if check:
         assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}{done.stderr}"
     return done.stdout + done.stderr
+
+
+def run_stage(*args, params: Path | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """`python -m <args>` (a stage, or any module) as a real process; params.yaml from `params` if given."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           **({"MNIST_GAN_PARAMS": str(params)} if params else {})}
+    return subprocess.run([sys.executable, "-m", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def signal_when(cmd: list[str], ready, sig: int, poll: float = 0.01, settle: float = 0.0, **popen) -> subprocess.Popen:
+    """Start `cmd`, wait (up to 120 s) until ready() or the process ends, wait `settle` s more, send `sig`;
+    return the process after it exits (its stdout/stderr are readable if piped)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, **{"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen})
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(poll)
+    time.sleep(settle)
+    proc.send_signal(sig)
+    return proc
 
 
 @pytest.fixture(scope="session")

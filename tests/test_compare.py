@@ -1,18 +1,12 @@
 """The comparison page over real `dvc exp run`s in a tiny repo: rows, differing params, grids, bad input."""
 
-import os
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
 
-from tests.conftest import DVC, ROOT, run
-
-COMPARE = [sys.executable, "-m", "stages.compare"]
+from tests.conftest import DVC, run, run_stage
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +23,7 @@ def swept(small_repo, tmp_path_factory):
 
 
 def compare(repo, *args, check=True):
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    done = subprocess.run([*COMPARE, *args], cwd=repo, capture_output=True, text=True, env=env)
+    done = run_stage("stages.compare", *args, cwd=repo)
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
@@ -40,7 +32,7 @@ def compare(repo, *args, check=True):
 def tables(markdown: str) -> list[list[list[str]]]:
     """Every table of a Markdown text as rows of cell texts, parsed as GitHub does (CommonMark + tables)."""
     tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
-    out, rows, row, depth = [], None, None, 0
+    out, rows, row = [], None, None
     for t in tokens:
         if t.type == "table_open":
             rows = []

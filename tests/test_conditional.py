@@ -12,6 +12,7 @@ from mnist_gan.metrics import fid
 from mnist_gan.models import GANConfig, build_gan, weights_file
 from mnist_gan.storage import save_torch
 from stages import sample
+from tests.conftest import run_stage
 
 runner = CliRunner()
 
@@ -58,11 +59,7 @@ def test_a_missing_or_unknown_device_is_one_line(tmp_path):
     result = runner.invoke(sample.app, ["--weights", str(weights), "--device", "tpu", "--out", str(tmp_path / "a.png")])
     assert result.exit_code == 2 and "unknown device 'tpu'" in result.output
     if not torch.cuda.is_available():
-        import subprocess
-        import sys
-
-        done = subprocess.run([sys.executable, "-m", "stages.sample", "--weights", str(weights), "--device", "cuda",
-                               "--out", str(tmp_path / "b.png")], capture_output=True, text=True)
+        done = run_stage("stages.sample", "--weights", weights, "--device", "cuda", "--out", tmp_path / "b.png")
         assert done.returncode == 1 and done.stderr.strip().splitlines() == [
             "error: no CUDA device 'cuda' here (0 visible); use --device cpu or auto"]
         assert not (tmp_path / "b.png").exists()

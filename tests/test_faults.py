@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,9 @@ import torch
 
 from mnist_gan.models import Discriminator, GANConfig, build_gan, weights_file
 from mnist_gan.storage import save_torch
-from tests.conftest import ROOT, train_cmd
+from tests.conftest import ROOT, run_stage as stage, signal_when, train_cmd
 
 GOOD_PARAMS = (ROOT / "params.yaml").read_text()
-
-
-def stage(*args, params: Path | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = {**os.environ, **({"MNIST_GAN_PARAMS": str(params)} if params else {})}
-    return subprocess.run([sys.executable, "-m", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True)
 
 
 def one_line_error(done: subprocess.CompletedProcess, code: int) -> str:
@@ -164,12 +158,8 @@ def _train(data: Path, out: Path) -> list[str]:
 def test_sigkill_mid_checkpoint_write_then_resume_gives_the_same_bytes(tmp_path, resume_data, reference_run):
     """Kill the instant a checkpoint's temporary file appears (the write is under way), then rerun."""
     out = tmp_path / "run"
-    proc = subprocess.Popen(_train(resume_data, out), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not list(out.glob(".checkpoint.pt.*.tmp")):
-        time.sleep(0.0005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    signal_when(_train(resume_data, out), lambda: list(out.glob(".checkpoint.pt.*.tmp")), signal.SIGKILL,
+                poll=0.0005).wait()
     caught_mid_write = bool(list(out.glob(".checkpoint.pt.*.tmp")))
     done = subprocess.run(_train(resume_data, out), cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -184,13 +174,9 @@ def test_sigint_stops_cleanly_and_the_checkpoint_resumes(tmp_path, resume_data, 
     out = tmp_path / "run"
     # a shell without job control starts background jobs with SIGINT ignored (and Python keeps it so):
     # give the child the default disposition a terminal's Ctrl-C meets
-    proc = subprocess.Popen(_train(resume_data, out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not (out / "checkpoint.pt").exists():
-        time.sleep(0.01)
-    time.sleep(0.3)  # now mid-epoch 2
-    proc.send_signal(signal.SIGINT)
+    proc = signal_when(_train(resume_data, out), (out / "checkpoint.pt").exists, signal.SIGINT, settle=0.3,  # mid-epoch 2
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("error: interrupted (Ctrl-C)"), stderr

@@ -19,6 +19,8 @@ def readme_recipes() -> dict[str, list[str]]:
     section = text[text.index("## Recipes"):]
     section = section[: section.index("\n## ", 4)]
     recipes = {}
+    shared = re.search(r'^SEEDS="([^"]*)"', section, re.M)  # the flags every recipe shares, as the shell expands them
+    section = section.replace("$SEEDS", shared.group(1) if shared else "$SEEDS")
     for line in section.replace("\\\n", " ").splitlines():
         match = re.match(r"\s*(dvc exp run .*?)\s*#\s*seed (\d{3})", line)
         if match:

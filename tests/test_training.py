@@ -1,8 +1,6 @@
 """Trainer guarantees: bitwise CPU determinism, kill-and-resume gives the same bytes, divergence stops cleanly."""
 
 import signal
-import subprocess
-import time
 
 import pytest
 import torch
@@ -10,13 +8,13 @@ from typer.testing import CliRunner
 
 from mnist_gan.storage import load_torch
 from stages import train
-from tests.conftest import ROOT, train_cmd
+from tests.conftest import run_stage, signal_when, train_cmd
 
 runner = CliRunner()
 
 
 def run_train(data, out, *extra):
-    done = subprocess.run(train_cmd(data, out, *extra), cwd=ROOT, capture_output=True, text=True)
+    done = run_stage(*train_cmd(data, out, *extra)[2:])
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -35,13 +33,8 @@ def test_sigkill_after_an_epoch_then_rerun_gives_the_same_bytes(tmp_path, resume
     reference = reference_run
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(train_cmd(resume_data, killed, "--epochs", "3"), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (killed / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    signal_when(train_cmd(resume_data, killed, "--epochs", "3"), (killed / "checkpoint.pt").exists, signal.SIGKILL,
+                poll=0.02).wait()
     state = load_torch(killed / "checkpoint.pt")
     assert state["epoch"] < 3, "the run finished before it could be killed; the test proves nothing"
 

@@ -22,6 +22,7 @@ class ClassifierConfig:
     batch_size: int = 128
     lr: float = 3e-3  # peak Adam learning rate of the one-cycle schedule
     seed: int = 0
+    precision: str = "fp32"  # resolved: bf16 = autocast for training (weights, optimizer and features stay fp32)
 
 
 class MnistClassifier(nn.Module):
@@ -62,12 +63,15 @@ def train_classifier(images_u8: torch.Tensor, labels: torch.Tensor, cfg: Classif
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
                                                    steps_per_epoch=steps_per_epoch)
     images_u8, labels = images_u8.to(device), labels.to(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         total = torch.zeros((), device=device)
         perm = torch.randperm(len(labels), generator=rng).to(device)
         for idx in perm.split(cfg.batch_size):
-            loss = F.cross_entropy(model(to_float(images_u8[idx])), labels[idx])
+            with autocast:
+                logits = model(to_float(images_u8[idx]))
+            loss = F.cross_entropy(logits.float(), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -80,7 +84,9 @@ def train_classifier(images_u8: torch.Tensor, labels: torch.Tensor, cfg: Classif
 
 @torch.no_grad()
 def predict(model: MnistClassifier, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (N, 128), probabilities (N, 10)) for float images in [-1, 1] (or uint8, converted)."""
+    """(features (N, 128), probabilities (N, 10)) for float images in [-1, 1] (or uint8, converted).
+
+    Always fp32: these features are what every metric is computed on (and they cost seconds)."""
     device = next(model.parameters()).device
     feats, probs = [], []
     for chunk in images.split(batch_size):

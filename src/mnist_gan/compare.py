@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt
 import yaml
 
 from mnist_gan.report import Page, figure_bytes
-from mnist_gan.storage import PipelineError
 
 GRID = "results/sample/grid.png"
 METRICS = "results/evaluate/metrics.json"

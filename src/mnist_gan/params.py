@@ -171,6 +171,7 @@ SCHEMA: dict[str, Any] = {
     "sample": {"n_images": integer(1, 100000), "seed": integer(0, 2**32 - 1), "nrow": integer(1, 256)},
     "classifier": {"epochs": integer(1, 100), "batch_size": integer(1, 65536), "lr": number(gt=0.0, lt=1.0),
                    "seed": integer(0, 2**32 - 1), "min_accuracy": number(gt=0.0, le=1.0),
+                   "precision": choice("auto", "fp32", "bf16"),
                    "max_train_images": integer(0, 60000)},
     "evaluate": {"n_samples": integer(100, 100000), "seed": integer(0, 2**32 - 1), "nearest_k": integer(1, 50),
                  "n_pairs": integer(1, 64)},
