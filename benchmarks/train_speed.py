@@ -29,7 +29,8 @@ from torch import nn
 
 from mnist_gan.data import load_processed
 from mnist_gan.models import GANConfig, build_gan
-from mnist_gan.training import Trainer, TrainConfig, prepare_models, train_step
+from mnist_gan.parallel import prepare_models
+from mnist_gan.training import Trainer, TrainConfig, train_step
 from mnist_gan.utils import native_bf16, pick_device, set_cpu_threads
 
 app = typer.Typer(add_completion=False, help=__doc__)

@@ -6,21 +6,32 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from dvclive import Live
 
+from mnist_gan.checkpoints import fingerprint, load_checkpoint, trim_history
 from mnist_gan.cli import checked, checked_device, params_or_exit, progress_bar, run
 from mnist_gan.config import gan_config, train_config
 from mnist_gan.data import load_processed
 from mnist_gan.models import build_gan, weights_file
-from mnist_gan.report import image_grid
-from mnist_gan.storage import PipelineError, file_digest, save_torch
-from mnist_gan.training import (Trainer, fingerprint, fixed_inputs, load_checkpoint, prepare_models,
-                                replicas_in_sync, trim_history)
+from mnist_gan.parallel import check_replicas, prepare_models
+from mnist_gan.storage import file_digest, save_torch
+from mnist_gan.tracking import RunLog
+from mnist_gan.training import Trainer, fixed_inputs
 from mnist_gan.utils import resolve_precision, seed_everything, set_cpu_threads, setup_distributed, teardown_distributed
 
 P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)
-LABELS = {"loss_d": "loss_d", "loss_g": "loss_g", "d_real": "D(x)", "d_fake": "D(G(z))"}
+LABELS = {"loss_d": "loss_d", "loss_g": "loss_g", "d_real": "D(x)", "d_fake": "D(G(z))", "fid": "FID"}
+
+
+def fid_probe(classifier: Path | None, data_dir: Path, device, seed: int):
+    """The per-epoch FID of `quality_samples` samples (None without a classifier or with quality_samples 0)."""
+    if classifier is None or not P["quality_samples"]:
+        return None
+    from mnist_gan.classifier import load_classifier
+    from mnist_gan.evaluation import QualityProbe
+
+    test = load_processed(data_dir / "test.pt")["images"]
+    return QualityProbe(load_classifier(classifier, device), test, P["quality_samples"], seed)
 
 
 @app.command()
@@ -59,73 +70,45 @@ def main(
                          file_digest(data_dir / "train.pt"), script=Path(__file__))
     total = min(epochs * trainer.steps_per_epoch, max_steps or 10**12)
     epoch, step = load_checkpoint(checkpoint, run_id, trainer, total)
-    if epoch and rank == 0:
+    if rank == 0 and epoch:
         typer.echo(f"resuming from {checkpoint}: {epoch} epoch(s), {step} steps done")
         trim_history(results, step)
-    grid_z, grid_y = fixed_inputs(trainer.latent_shape, gan.num_classes, seed)
-    probe = None
-    if rank == 0 and classifier is not None and P["quality_samples"]:
-        from mnist_gan.classifier import load_classifier
-        from mnist_gan.evaluation import QualityProbe
-
-        probe = QualityProbe(load_classifier(classifier, dev), load_processed(data_dir / "test.pt")["images"],
-                             P["quality_samples"], seed)
-    live = Live(str(results), dvcyaml=False, save_dvc_exp=False, resume=epoch > 0) if rank == 0 else None
-    tboard = None
-    if rank == 0 and P["tensorboard"]:  # seed 002's SummaryWriter logging, behind a param
-        from torch.utils.tensorboard import SummaryWriter
-
-        tboard = SummaryWriter(str(results / "tensorboard"))
     if rank == 0:
         typer.echo(f"train: {gan.model}{' conditional' if gan.num_classes else ''}, loss {cfg.loss}, "
                    f"{cfg.precision} on {dev.type}, {total - step} steps to go")
-
-    def log_window(at: int, means: dict[str, float]) -> None:
-        bar.update(task, completed=at, stats="  ".join(f"{LABELS[k]} {v:.3f}" for k, v in means.items()))
-        if live is not None:
-            live.step = at
-            for k, v in means.items():
-                live.log_metric(f"train/{k}", v)
-                if tboard is not None:
-                    tboard.add_scalar(f"train/{k}", v, at)
+    grid_z, grid_y = fixed_inputs(trainer.latent_shape, gan.num_classes, seed)
+    probe = fid_probe(classifier, data_dir, dev, seed) if rank == 0 else None
+    log = RunLog(results, resume=epoch > 0, tensorboard=P["tensorboard"]) if rank == 0 else None
 
     with progress_bar("train", total, step, disable=rank != 0) as (bar, task):
+        def on_log(at: int, means: dict[str, float]) -> None:
+            bar.update(task, completed=at, stats="  ".join(f"{LABELS[k]} {v:.3f}" for k, v in means.items()))
+            log.window(at, means)
+
         while epoch < epochs and step < total:
             epoch += 1
             started, first = time.perf_counter(), step
-            means = trainer.run_epoch(epoch, step, max_steps, on_log=log_window)
+            means = trainer.run_epoch(epoch, step, max_steps, on_log=on_log if rank == 0 else None)
             step = min(step + trainer.steps_per_epoch, total)
             speed = (step - first) * batch_size * cfg.d_steps * world / (time.perf_counter() - started)
             if rank != 0:
                 continue
-            best = trainer.best_generator()  # EMA generator with BN statistics recomputed, when EMA is on
-            grid = trainer.sample(best, grid_z, grid_y)
-            for k, v in means.items():
-                live.log_metric(f"epoch_mean/{k}", v)
-            if probe is not None:
-                means["fid"] = probe.fid(best)
-                live.log_metric("quality/fid", means["fid"])
-            live.log_metric("epochs", epoch, plot=False)
-            live.log_image(f"fixed_noise/epoch_{epoch:03d}.png", image_grid(grid, nrow=8 if gan.num_classes else 4))
-            live.make_summary()
-            if tboard is not None:
-                tboard.add_images("fixed_noise", grid.add(1).div(2), epoch)
+            best = trainer.best_generator()  # the EMA generator with BN statistics recomputed, when EMA is on
+            fid = probe.fid(best) if probe is not None else None
+            log.epoch(epoch, means, trainer.sample(best, grid_z, grid_y), nrow=8 if gan.num_classes else 4, fid=fid)
             save_torch({**weights_file(best), "ema": trainer.ema is not None}, models_dir / "generator.pt")
             save_torch(weights_file(trainer.d), models_dir / "discriminator.pt")
             save_torch({**trainer.state_dict(), "epoch": epoch, "step": step, "run_id": run_id}, checkpoint)
             trainer.g.train()
-            bar.console.print(f"epoch {epoch}/{epochs}: " + "  ".join(f"{LABELS.get(k, k)} {v:.4f}" for k, v in means.items())
+            shown = {**means, **({"fid": fid} if fid is not None else {})}
+            bar.console.print(f"epoch {epoch}/{epochs}: " + "  ".join(f"{LABELS[k]} {v:.4f}" for k, v in shown.items())
                               + f"  ({speed:.0f} img/s)", soft_wrap=True)
     if world > 1:
-        in_sync = all(replicas_in_sync(m) for m in (trainer.generator, trainer.discriminator))
+        check_replicas(trainer.generator, trainer.discriminator)
         if rank == 0:
-            typer.echo(f"ddp: {world} processes, replicas {'identical' if in_sync else 'DIVERGED'}")
-        if not in_sync:
-            raise PipelineError("DDP replicas hold different weights; outputs are rank 0's")
-    if live is not None:
-        live.end()
-    if tboard is not None:
-        tboard.close()
+            typer.echo(f"ddp: {world} processes, replicas identical")
+    if log is not None:
+        log.close()
     teardown_distributed()
 
 

@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from mnist_gan.config import gan_config
-from mnist_gan.models import FAMILIES, ConditionalBatchNorm2d, build_gan, has_batch_stats, weights_file
+from mnist_gan.families import FAMILIES
+from mnist_gan.layers import ConditionalBatchNorm2d
+from mnist_gan.models import build_gan, has_batch_stats, weights_file
 from mnist_gan.params import SCHEMA, load_params
 from mnist_gan.sampling import load_generator
 from mnist_gan.storage import save_torch

@@ -58,7 +58,8 @@ def test_nan_loss_stops_naming_epoch_and_step(tiny_data):
     """A NaN weight (as an overflow would leave) makes every loss NaN from the first step: caught at once."""
     from mnist_gan.data import load_processed
     from mnist_gan.models import GANConfig, build_gan
-    from mnist_gan.training import Diverged, Trainer, TrainConfig, prepare_models
+    from mnist_gan.parallel import prepare_models
+    from mnist_gan.training import Diverged, Trainer, TrainConfig
 
     cfg = TrainConfig(batch_size=32, log_every=4)
     generator, discriminator = prepare_models(*build_gan(GANConfig(), "dcgan"), cfg, torch.device("cpu"))
@@ -73,7 +74,7 @@ def test_nan_loss_stops_naming_epoch_and_step(tiny_data):
 
 def test_ema_follows_the_ramp_and_bn_recalibration_matches_the_weights():
     from mnist_gan.models import GANConfig, build_gan
-    from mnist_gan.training import EMA, recalibrate_bn
+    from mnist_gan.ema import EMA, recalibrate_bn
 
     torch.manual_seed(0)
     generator, _ = build_gan(GANConfig(num_classes=10), "dcgan")
@@ -105,7 +106,8 @@ def test_every_objective_and_conditioning_trains_a_few_steps(tiny_data):
     """The label path and every loss through the real Trainer: finite stats, D and G both move."""
     from mnist_gan.data import load_processed
     from mnist_gan.models import GANConfig, build_gan
-    from mnist_gan.training import Trainer, TrainConfig, prepare_models
+    from mnist_gan.parallel import prepare_models
+    from mnist_gan.training import Trainer, TrainConfig
 
     data = load_processed(tiny_data / "train.pt")
     for loss, extra in (("bce", {"r1_gamma": 1.0}), ("hinge", {}), ("wgan-gp", {"d_steps": 2}), ("lsgan", {})):

@@ -1,13 +1,7 @@
-"""GAN generators and discriminators for MNIST: one family per system users know, registered by name.
+"""GAN generators and discriminators for MNIST: GANConfig, and the networks every family (families.py) shares.
 
-- ``dcgan``: DCGAN (Radford et al. 2015, https://arxiv.org/abs/1511.06434) redesigned for 28x28,
-  latent 1x1 -> 4x4 -> 7x7 -> 14x14 -> 28x28 (shared/seeds/000).
-- ``dcgan64``: the 64x64 DCGAN of pytorch/examples ``dcgan/main.py`` (seed 004); MNIST is resized to 64.
-- ``conv``: the "simple conv GAN" of seed 003 (two stride-2 ConvTranspose layers from a 7x7 noise map).
-- ``mlp``: fully connected G and D (Goodfellow et al. 2014); seed 001 and the small GAN of seed 002
-  differ only in hidden sizes, activation and slope, all of which are params.
-
-A family builds the bodies; `Generator` and `Discriminator` add what every family shares:
+The reference is pytorch/examples ``dcgan/main.py``; a family builds the bodies; `Generator` and
+`Discriminator` add what every family shares:
 
 - Conditioning is an argument, `G(z, y)` and `D(x, y)`, with `y=None` when `num_classes == 0`.
   G: conditional BatchNorm (de Vries et al. 2017; Miyato & Koyama 2018): every BatchNorm of G takes a per-class
@@ -20,7 +14,7 @@ A family builds the bodies; `Generator` and `Discriminator` add what every famil
   penalty want a D without batch statistics).
 
 Every discriminator returns logits of shape (B,), so losses are computed on logits (safe under autocast).
-A fifth family is one class with `generator` / `discriminator` builders, added to `FAMILIES`.
+A fifth family is one class with `generator` / `discriminator` builders, added to `families.FAMILIES`.
 """
 
 from __future__ import annotations
@@ -31,6 +25,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _sn
+
+from mnist_gan.families import family
+from mnist_gan.layers import ConditionalBatchNorm2d, CondSequential, d_bias
 
 
 @dataclass
@@ -48,188 +45,6 @@ class GANConfig:
     num_classes: int = 0  # 0 = unconditional; 10 = G(z, y) and D(x, y) for digits y
     spectral_norm: bool = False  # spectral normalization of every D layer
     d_batchnorm: bool = True  # BatchNorm in D's hidden layers (conv families)
-
-
-# -- shared pieces --------------------------------------------------------------------------------------
-class ConditionalBatchNorm2d(nn.Module):
-    """BatchNorm whose affine gain and bias are looked up per class: BN(x) * (1 + gamma[y]) + beta[y]."""
-
-    def __init__(self, num_features: int, num_classes: int):
-        super().__init__()
-        self.bn = nn.BatchNorm2d(num_features, affine=False)
-        self.gain = nn.Embedding(num_classes, num_features)  # stored as a delta from 1 (zero init below)
-        self.bias = nn.Embedding(num_classes, num_features)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        gain = 1.0 + self.gain(y)[:, :, None, None]
-        return self.bn(x) * gain + self.bias(y)[:, :, None, None]
-
-
-class CondSequential(nn.Sequential):
-    """nn.Sequential that hands the labels to the layers that take them (conditional BatchNorm)."""
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
-        for layer in self:
-            x = layer(x, y) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
-        return x
-
-
-def g_norm(cfg: GANConfig, n: int) -> nn.Module:
-    return ConditionalBatchNorm2d(n, cfg.num_classes) if cfg.num_classes else nn.BatchNorm2d(n)
-
-
-def d_norm(cfg: GANConfig, n: int) -> list[nn.Module]:
-    return [nn.BatchNorm2d(n)] if cfg.d_batchnorm else []
-
-
-def d_bias(cfg: GANConfig) -> bool:
-    """The seeds' conv D layers have no bias (BatchNorm follows). Without BatchNorm they need one: a bias-free
-    LeakyReLU net is positively homogeneous, D(0) = 0 exactly, and G collapses to flat gray images where D
-    cannot score them below zero (measured: hinge + spectral norm, G output std 0.05 after 150 steps)."""
-    return not cfg.d_batchnorm
-
-
-def g_act(cfg: GANConfig) -> nn.Module:
-    if cfg.g_activation == "leaky_relu":
-        return nn.LeakyReLU(cfg.leaky_slope, inplace=True)
-    return nn.ReLU(inplace=True)
-
-
-def d_act(cfg: GANConfig) -> nn.Module:
-    return nn.LeakyReLU(cfg.leaky_slope, inplace=True)
-
-
-# -- the families: bodies only ----------------------------------------------------------------------------
-class DCGAN28:
-    """Seed 000: DCGAN designed for 28x28 (1 -> 4 -> 7 -> 14 -> 28)."""
-
-    image_size = 28
-    d_head_bias = False  # the seed's last D layer is a bias-free conv
-
-    @staticmethod
-    def generator(cfg: GANConfig) -> tuple[nn.Module, tuple[int, ...]]:
-        c, f, z = cfg.channels, cfg.g_features, cfg.latent_dim
-        return CondSequential(
-            nn.ConvTranspose2d(z, f * 4, 4, stride=1, padding=0, bias=False),
-            g_norm(cfg, f * 4), g_act(cfg),  # (f*4) x 4 x 4
-            nn.ConvTranspose2d(f * 4, f * 2, 3, stride=2, padding=1, bias=False),
-            g_norm(cfg, f * 2), g_act(cfg),  # (f*2) x 7 x 7
-            nn.ConvTranspose2d(f * 2, f, 4, stride=2, padding=1, bias=False),
-            g_norm(cfg, f), g_act(cfg),  # f x 14 x 14
-            nn.ConvTranspose2d(f, c, 4, stride=2, padding=1, bias=False),
-            nn.Tanh(),  # c x 28 x 28
-        ), (z, 1, 1)
-
-    @staticmethod
-    def discriminator(cfg: GANConfig) -> tuple[nn.Module, int]:
-        c, f = cfg.channels, cfg.d_features
-        return nn.Sequential(
-            nn.Conv2d(c, f, 4, stride=2, padding=1, bias=d_bias(cfg)), d_act(cfg),  # f x 14 x 14
-            nn.Conv2d(f, f * 2, 4, stride=2, padding=1, bias=d_bias(cfg)), *d_norm(cfg, f * 2), d_act(cfg),  # 2f x 7 x 7
-            nn.Conv2d(f * 2, f * 4, 3, stride=2, padding=1, bias=d_bias(cfg)), *d_norm(cfg, f * 4), d_act(cfg),  # 4f x 4 x 4
-            nn.Flatten(1),  # the seed's last Conv(4f, 1, 4) on 4x4 is this flatten + the Linear head
-        ), f * 4 * 4 * 4
-
-
-class DCGAN64:
-    """Seed 004: the 64x64 DCGAN of pytorch/examples (images resized to 64)."""
-
-    image_size = 64
-    d_head_bias = False
-
-    @staticmethod
-    def generator(cfg: GANConfig) -> tuple[nn.Module, tuple[int, ...]]:
-        c, f, z = cfg.channels, cfg.g_features, cfg.latent_dim
-        return CondSequential(
-            nn.ConvTranspose2d(z, f * 8, 4, stride=1, padding=0, bias=False),
-            g_norm(cfg, f * 8), g_act(cfg),  # (f*8) x 4 x 4
-            nn.ConvTranspose2d(f * 8, f * 4, 4, stride=2, padding=1, bias=False),
-            g_norm(cfg, f * 4), g_act(cfg),  # (f*4) x 8 x 8
-            nn.ConvTranspose2d(f * 4, f * 2, 4, stride=2, padding=1, bias=False),
-            g_norm(cfg, f * 2), g_act(cfg),  # (f*2) x 16 x 16
-            nn.ConvTranspose2d(f * 2, f, 4, stride=2, padding=1, bias=False),
-            g_norm(cfg, f), g_act(cfg),  # f x 32 x 32
-            nn.ConvTranspose2d(f, c, 4, stride=2, padding=1, bias=False),
-            nn.Tanh(),  # c x 64 x 64
-        ), (z, 1, 1)
-
-    @staticmethod
-    def discriminator(cfg: GANConfig) -> tuple[nn.Module, int]:
-        c, f = cfg.channels, cfg.d_features
-        return nn.Sequential(
-            nn.Conv2d(c, f, 4, stride=2, padding=1, bias=d_bias(cfg)), d_act(cfg),  # f x 32 x 32
-            nn.Conv2d(f, f * 2, 4, stride=2, padding=1, bias=d_bias(cfg)), *d_norm(cfg, f * 2), d_act(cfg),  # 2f x 16 x 16
-            nn.Conv2d(f * 2, f * 4, 4, stride=2, padding=1, bias=d_bias(cfg)), *d_norm(cfg, f * 4), d_act(cfg),  # 4f x 8 x 8
-            nn.Conv2d(f * 4, f * 8, 4, stride=2, padding=1, bias=d_bias(cfg)), *d_norm(cfg, f * 8), d_act(cfg),  # 8f x 4 x 4
-            nn.Flatten(1),
-        ), f * 8 * 4 * 4
-
-
-class Conv28:
-    """Seed 003: two stride-2 ConvTranspose layers from a 7x7 noise map, then a size-keeping 3x3."""
-
-    image_size = 28
-    d_head_bias = True  # seed 003 ends D with Linear(flat, 1)
-
-    @staticmethod
-    def generator(cfg: GANConfig) -> tuple[nn.Module, tuple[int, ...]]:
-        # Seed 003 starts with ConvTranspose(z, 256, 4, 2, 1), which doubles H and W, and has two of them
-        # before a size-keeping 3x3: so 28x28 needs a 7x7 input. z is a 7x7 map with latent_dim channels.
-        c, f, z = cfg.channels, cfg.g_features, cfg.latent_dim
-        return CondSequential(
-            nn.ConvTranspose2d(z, f * 4, 4, stride=2, padding=1),
-            g_norm(cfg, f * 4), g_act(cfg),  # (f*4) x 14 x 14
-            nn.ConvTranspose2d(f * 4, f * 2, 4, stride=2, padding=1),
-            g_norm(cfg, f * 2), g_act(cfg),  # (f*2) x 28 x 28
-            nn.ConvTranspose2d(f * 2, c, 3, stride=1, padding=1),
-            nn.Tanh(),  # c x 28 x 28
-        ), (z, 7, 7)
-
-    @staticmethod
-    def discriminator(cfg: GANConfig) -> tuple[nn.Module, int]:
-        c, f = cfg.channels, cfg.d_features
-        return nn.Sequential(
-            nn.Conv2d(c, f, 4, stride=2, padding=1), d_act(cfg),  # f x 14 x 14
-            nn.Conv2d(f, f * 2, 4, stride=2, padding=1), *d_norm(cfg, f * 2), d_act(cfg),  # (f*2) x 7 x 7
-            nn.Conv2d(f * 2, f * 4, 4, stride=2, padding=1), d_act(cfg),  # (f*4) x 3 x 3
-            nn.Flatten(1),
-        ), f * 4 * 3 * 3
-
-
-class MLP:
-    """Seeds 001 and 002: fully connected G and D of any widths, for any image size."""
-
-    image_size = None  # any
-    d_head_bias = True
-
-    @staticmethod
-    def generator(cfg: GANConfig) -> tuple[nn.Module, tuple[int, ...]]:
-        c, z, s = cfg.channels, cfg.latent_dim, cfg.image_size
-        sizes = [z + (z if cfg.num_classes else 0), *cfg.g_hidden]  # [z, embed(y)] when conditional
-        layers: list[nn.Module] = []
-        for n_in, n_out in zip(sizes, sizes[1:]):
-            layers += [nn.Linear(n_in, n_out), g_act(cfg)]
-        layers += [nn.Linear(sizes[-1], c * s * s), nn.Tanh(), nn.Unflatten(1, (c, s, s))]  # c x H x W
-        return nn.Sequential(*layers), (z,)
-
-    @staticmethod
-    def discriminator(cfg: GANConfig) -> tuple[nn.Module, int]:
-        sizes = [cfg.channels * cfg.image_size**2, *cfg.d_hidden]
-        layers: list[nn.Module] = [nn.Flatten(1)]  # (c*H*W,)
-        for n_in, n_out in zip(sizes, sizes[1:]):
-            layers += [nn.Linear(n_in, n_out), d_act(cfg)]
-        return nn.Sequential(*layers), sizes[-1]
-
-
-FAMILIES = {"dcgan": DCGAN28, "dcgan64": DCGAN64, "conv": Conv28, "mlp": MLP}
-MODELS = tuple(FAMILIES)
-
-
-def family(cfg: GANConfig):
-    try:
-        return FAMILIES[cfg.model]
-    except KeyError:
-        raise ValueError(f"unknown model {cfg.model!r}; expected one of {', '.join(MODELS)}") from None
 
 
 # -- the networks every family shares -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from mnist_gan.losses import OBJECTIVES
-from mnist_gan.models import FAMILIES
+from mnist_gan.families import FAMILIES
 
 
 class ParamsError(ValueError):

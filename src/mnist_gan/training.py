@@ -12,20 +12,17 @@ and read only every `log_every` steps. bf16 autocast where the device runs it na
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
-import mnist_gan
 from mnist_gan.data import to_float
+from mnist_gan.ema import EMA, recalibrate_bn
 from mnist_gan.losses import OBJECTIVES, gradient_penalty, r1_penalty
 from mnist_gan.models import has_batch_stats, is_convolutional
-from mnist_gan.storage import PipelineError, load_torch
+from mnist_gan.parallel import unwrap
+from mnist_gan.storage import PipelineError
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake")  # d_real / d_fake: D's mean score (the loss's own reading)
 
@@ -112,51 +109,6 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainCo
     return opt_g, opt_d
 
 
-class EMA:
-    """Exponential moving average of G's weights (Karras et al. 2018; Yazici et al. 2019).
-
-    decay ramps up as min(decay, (1 + t) / (10 + t)) over the steps t (TensorFlow's ExponentialMovingAverage
-    num_updates rule), so the average forgets the random init within the first epoch instead of dragging it
-    along for thousands of steps.
-
-    BatchNorm: averaged weights with averaged running statistics sample badly (the statistics belong to other
-    weights), so `recalibrate` recomputes the statistics with the EMA weights themselves from noise batches
-    (what torch.optim.swa_utils.update_bn does for SWA). They are a pure function of the weights and a seed.
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        beta = min(self.decay, (1 + step) / (10 + step))
-        torch._foreach_lerp_(list(self.model.parameters()), [p.detach() for p in model.parameters()], 1.0 - beta)
-
-
-@torch.no_grad()
-def recalibrate_bn(generator: nn.Module, batches: int, batch_size: int, seed: int) -> None:
-    """Recompute G's BatchNorm running statistics as the exact mean over `batches` batches of noise
-    (labels drawn uniformly for a conditional G); leaves G in eval mode."""
-    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    device = next(generator.parameters()).device
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches below
-    rng = torch.Generator().manual_seed(seed)
-    generator.train()
-    for _ in range(batches):
-        z = torch.randn(batch_size, *generator.latent_shape, generator=rng)
-        y = torch.randint(generator.cfg.num_classes, (batch_size,), generator=rng) if generator.cfg.num_classes else None
-        generator(z.to(device), None if y is None else y.to(device))
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    generator.eval()
-
-
 def fixed_noise(latent_shape: tuple[int, ...], n: int, seed: int) -> torch.Tensor:
     """The same z on every device and every epoch (drawn on the CPU), for the per-epoch grids."""
     return torch.randn(n, *latent_shape, generator=torch.Generator().manual_seed(seed))
@@ -169,16 +121,6 @@ def fixed_inputs(latent_shape: tuple[int, ...], num_classes: int, seed: int) -> 
         return fixed_noise(latent_shape, 16, seed), None
     z = fixed_noise(latent_shape, 8, seed).repeat(num_classes, *[1] * len(latent_shape))
     return z, torch.arange(num_classes).repeat_interleave(8)
-
-
-def fingerprint(settings: dict, data_digest: str, script: Path | None = None) -> str:
-    """Identity of a training run: resume only from a checkpoint with the same params, data and code
-    (the library and the stage `script`)."""
-    code = hashlib.sha256()
-    for path in sorted(Path(mnist_gan.__file__).parent.glob("*.py")) + ([Path(script)] if script else []):
-        code.update(path.read_bytes())
-    blob = json.dumps({"settings": settings, "data": data_digest, "code": code.hexdigest()}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def autocast_for(precision: str, device: torch.device):
@@ -194,7 +136,7 @@ class Trainer:
     def __init__(self, generator, discriminator, images_u8: torch.Tensor, cfg: TrainConfig,
                  device: torch.device, rank: int = 0, world: int = 1, labels: torch.Tensor | None = None):
         self.opt_g, self.opt_d = make_optimizers(generator, discriminator, cfg)
-        self.ema = EMA(_unwrap(generator), cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.ema = EMA(unwrap(generator), cfg.ema_decay) if cfg.ema_decay > 0 else None
         if cfg.compile:
             generator, discriminator = torch.compile(generator), torch.compile(discriminator)
         self.generator, self.discriminator = generator, discriminator  # possibly DDP-wrapped
@@ -266,11 +208,11 @@ class Trainer:
 
     @property
     def g(self) -> nn.Module:
-        return _unwrap(self.generator)
+        return unwrap(self.generator)
 
     @property
     def d(self) -> nn.Module:
-        return _unwrap(self.discriminator)
+        return unwrap(self.discriminator)
 
     def best_generator(self) -> nn.Module:
         """The generator that samples best, ready to sample: the EMA generator with its BatchNorm statistics
@@ -308,65 +250,3 @@ class Trainer:
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DDP wrapper or torch.compile'd module."""
-    model = getattr(model, "module", model)
-    return getattr(model, "_orig_mod", model)
-
-
-def prepare_models(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig, device: torch.device,
-                   world: int = 1) -> tuple[nn.Module, nn.Module]:
-    """Move to the device (NHWC for conv nets when asked) and wrap in DistributedDataParallel under torchrun."""
-    fmt = torch.channels_last if is_convolutional(generator) and cfg.channels_last else torch.contiguous_format
-    generator, discriminator = generator.to(device, memory_format=fmt), discriminator.to(device, memory_format=fmt)
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device.index] if device.type == "cuda" else None
-        generator, discriminator = DDP(generator, device_ids=ids), DDP(discriminator, device_ids=ids)
-    return generator, discriminator
-
-
-def load_checkpoint(path: Path, run_id: str, trainer: Trainer, total_steps: int) -> tuple[int, int]:
-    """Restore `trainer` from `path` if it is an unfinished state of this run; return (epochs, steps) done.
-
-    A checkpoint of other params, data or code is ignored (training starts over); so is an unreadable one,
-    and a finished one: DVC reruns a finished stage only when something it depends on changed.
-    """
-    if not Path(path).is_file():
-        return 0, 0
-    try:
-        state = load_torch(path, "checkpoint")
-    except PipelineError:
-        return 0, 0
-    if state.get("run_id") != run_id or int(state["step"]) >= total_steps:
-        return 0, 0
-    trainer.load_state_dict(state)
-    return int(state["epoch"]), int(state["step"])
-
-
-def replicas_in_sync(model: nn.Module) -> bool:
-    """Under DDP: do all ranks hold bit-identical weights? (all_gather of the flat parameters)
-
-    BatchNorm running statistics are not compared: each rank updates them from its own batches, and DDP
-    overwrites them with rank 0's at every forward; rank 0's are the ones saved.
-    """
-    import torch.distributed as dist
-
-    flat = torch.cat([p.detach().float().flatten() for p in _unwrap(model).parameters()])
-    copies = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
-    dist.all_gather(copies, flat)
-    return all(torch.equal(copies[0], c) for c in copies[1:])
-
-
-def trim_history(live_dir: Path, step: int) -> None:
-    """Drop DVCLive rows logged after `step` (by a run killed after its last checkpoint), before resuming."""
-    for tsv in (Path(live_dir) / "plots" / "metrics").rglob("*.tsv"):
-        lines = tsv.read_text().splitlines(keepends=True)
-        header, rows = lines[:1], lines[1:]
-        col = header[0].rstrip("\n").split("\t").index("step") if header else 0
-        kept = [r for r in rows if int(float(r.split("\t")[col])) <= step]
-        if len(kept) != len(rows):
-            tsv.write_text("".join(header + kept))
