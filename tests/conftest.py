@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from markdown_it import MarkdownIt
 
 from mnist_gan.data import fetch_raw, load_split
 from mnist_gan.storage import save_torch
@@ -145,3 +146,32 @@ def set_params(project: Path, **changes) -> None:
 
 def tiny_images(n: int = 8, size: int = 28) -> torch.Tensor:
     return torch.rand(n, 1, size, size) * 2 - 1
+
+
+def tables(markdown: str) -> list[list[list[str]]]:
+    """Every table of a Markdown text as rows of cell texts, parsed as GitHub does (CommonMark + tables)."""
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    out, rows, row = [], None, None
+    for t in tokens:
+        if t.type == "table_open":
+            rows = []
+        elif t.type == "tr_open":
+            row = []
+        elif t.type == "inline" and row is not None:
+            row.append(t.content)
+        elif t.type == "tr_close":
+            rows.append(row)
+            row = None
+        elif t.type == "table_close":
+            out.append(rows)
+    return out
+
+
+def images_outside_tables(markdown: str) -> bool:
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    inside = False
+    for t in tokens:
+        inside = {"table_open": True, "table_close": False}.get(t.type, inside)
+        if t.type == "inline" and any(c.type == "image" for c in t.children or []) and inside:
+            return False
+    return True

@@ -4,9 +4,7 @@ import re
 import shutil
 
 import pytest
-from markdown_it import MarkdownIt
-
-from tests.conftest import DVC, run, run_stage
+from tests.conftest import DVC, images_outside_tables, run, run_stage, tables
 
 
 @pytest.fixture(scope="module")
@@ -27,35 +25,6 @@ def compare(repo, *args, check=True):
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
-
-
-def tables(markdown: str) -> list[list[list[str]]]:
-    """Every table of a Markdown text as rows of cell texts, parsed as GitHub does (CommonMark + tables)."""
-    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
-    out, rows, row = [], None, None
-    for t in tokens:
-        if t.type == "table_open":
-            rows = []
-        elif t.type == "tr_open":
-            row = []
-        elif t.type == "inline" and row is not None:
-            row.append(t.content)
-        elif t.type == "tr_close":
-            rows.append(row)
-            row = None
-        elif t.type == "table_close":
-            out.append(rows)
-    return out
-
-
-def images_outside_tables(markdown: str) -> bool:
-    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
-    inside = False
-    for t in tokens:
-        inside = {"table_open": True, "table_close": False}.get(t.type, inside)
-        if t.type == "inline" and any(c.type == "image" for c in t.children or []) and inside:
-            return False
-    return True
 
 
 @pytest.mark.slow

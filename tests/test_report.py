@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.conftest import images_outside_tables, tables
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -24,12 +26,40 @@ def test_every_embedded_image_decodes(report_html):
     html = report_html.read_text()
     uris = re.findall(r'src="data:image/(png|gif);base64,([^"]+)"', html)
     epochs = json.loads((report_html.parents[1] / "results" / "train" / "metrics.json").read_text())["epochs"]
-    assert len(uris) == 6 + epochs  # curves, samples, classes, per-class, nearest, GIF + one grid per epoch
+    # curves, samples, interpolation, classes, per-class, nearest, GIF + one grid per epoch
+    assert len(uris) == 7 + epochs
     for kind, payload in uris:
         image = Image.open(io.BytesIO(base64.b64decode(payload)))
         image.load()
         assert image.format.lower() == kind and image.width > 10 and image.height > 10
     assert not re.search(r'(src|href)="(?!data:)', html), "the page links to something outside itself"
+
+
+def test_markdown_twin_parses_as_github_renders_it(report_html):
+    """CommonMark + tables (markdown-it-py, as GitHub): every row has its header's cell count (a `|` inside a
+    cell is escaped), and no image is swallowed into a table (a blank line ends each table)."""
+    md = (report_html.parent / "report.md").read_text()
+    found = tables(md)
+    assert len(found) >= 4  # metrics, per digit, training, params
+    for rows in found:
+        assert all(len(r) == len(rows[0]) for r in rows), rows
+    metrics = {r[0]: r for r in found[0][1:]}
+    assert "KL(class histogram || uniform)" in metrics  # the pipes stayed inside their cell
+    assert images_outside_tables(md)
+    for name in re.findall(r"\]\((assets/[^)]+)\)", md):
+        assert (report_html.parent / name).is_file(), name
+
+
+def test_pixel_images_are_shown_at_an_integer_zoom(report_html):
+    """The animation is shown sharp: pixelated rendering, an integer multiple of the epoch grids' size, and
+    narrow enough for the page (1100 px) that the browser never rescales it."""
+    html = report_html.read_text()
+    assert "image-rendering: pixelated" in html
+    gif = re.search(r'<img src="data:image/gif;base64,([^"]+)"[^>]* width="(\d+)" height="(\d+)"', html)
+    shown = int(gif.group(2)), int(gif.group(3))
+    assert shown == Image.open(io.BytesIO(base64.b64decode(gif.group(1)))).size
+    grid = Image.open(next((report_html.parents[1] / "results/train/plots/images/fixed_noise").glob("*.png"))).size
+    assert shown[0] % grid[0] == 0 and shown[1] % grid[1] == 0 and shown[0] <= 1100
 
 
 def render(page: Path, tmp_path: Path) -> tuple[Image.Image, list[str]]:

@@ -152,7 +152,7 @@ def build_page(revisions: list[Revision], problems: list[str]) -> Page:
     page.heading("Samples (same scale)")
     for r in revisions:
         if r.grid is not None:
-            page.image(f"grid_{_slug(r.name)}.png", r.grid, r.name, zoom=2)
+            page.image(f"grid_{_slug(r.name)}.png", r.grid, r.name, zoom=1)  # same scale, several per row
     if any(r.curves for r in revisions):
         page.heading("Training curves")
         page.image("curves.png", figure_bytes(curves_figure(revisions)), "One colour per revision")
