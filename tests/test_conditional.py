@@ -80,6 +80,7 @@ class RealDigits(nn.Module):
         return torch.stack([self.by_digit[d][i % len(self.by_digit[d])] for d, i in zip(y.tolist(), pick.tolist())])
 
 
+@pytest.mark.slow
 def test_label_accuracy_and_per_digit_fid_on_real_digits(raw_mnist):
     train, test = load_split(raw_mnist, train=True), load_split(raw_mnist, train=False)
     classifier = train_classifier(train[0][:4000], train[1][:4000], ClassifierConfig(epochs=1), torch.device("cpu"))

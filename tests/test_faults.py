@@ -18,6 +18,7 @@ from mnist_gan.models import Discriminator, GANConfig, build_gan, weights_file
 from mnist_gan.storage import save_torch
 from tests.conftest import ROOT, run_stage as stage, signal_when, train_cmd
 
+pytestmark = pytest.mark.slow  # real stage processes (~4 s of imports each), kills and resumes
 GOOD_PARAMS = (ROOT / "params.yaml").read_text()
 
 

@@ -58,8 +58,7 @@ def test_stage_deps_cover_every_library_module_the_stage_runs():
         assert listed <= needed, f"{name}: {sorted(listed - needed)} is listed but never imported"
 
 
-@pytest.mark.slow
-def test_repro_produces_every_output(small_repo):
+def test_repro_produces_every_output(small_repo):  # the fast tier's one real (tiny) `dvc repro`
     repo, out = small_repo
     for stage in ("fetch", "normalize", "train", "sample", "classifier", "evaluate", "report"):
         assert f"Running stage '{stage}'" in out

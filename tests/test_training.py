@@ -29,6 +29,7 @@ def test_two_runs_give_identical_weights(tmp_path, tiny_data):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
 
 
+@pytest.mark.slow
 def test_sigkill_after_an_epoch_then_rerun_gives_the_same_bytes(tmp_path, resume_data, reference_run):
     reference = reference_run
 
@@ -48,6 +49,7 @@ def test_sigkill_after_an_epoch_then_rerun_gives_the_same_bytes(tmp_path, resume
                      (reference / "results/plots/metrics/train/loss_d.tsv").read_text().splitlines()[1:]]
 
 
+@pytest.mark.slow
 def test_changed_params_start_over(tmp_path, tiny_data):
     out = tmp_path / "run"
     run_train(tiny_data, out, "--epochs", "1", "--lr", "0.0002")
