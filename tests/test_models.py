@@ -29,9 +29,13 @@ PRESETS = {
 }
 
 
+SEEDS = {"conditional": False, "loss": "bce", "spectral_norm": False, "r1_gamma": 0.0}  # what the seeds have
+
+
 def config(name: str, **extra):
+    """The GANConfig of a preset, from the seeds' settings (not the project's default) plus `extra`."""
     params = load_params()
-    overrides = {**PRESETS[name], **extra}
+    overrides = {**SEEDS, **PRESETS[name], **extra}
     image_size = overrides.pop("image_size", 28)
     params.update(overrides)
     params["normalize"] = {**params["normalize"], "image_size": image_size}

@@ -60,6 +60,7 @@ def test_bad_values_name_key_value_and_allowed(key, value, allowed):
 
 def test_lr_d_null_means_lr_and_a_number_is_kept():
     raw = good()
+    raw["lr_d"] = None
     assert validate(raw)["lr_d"] is None
     raw["lr_d"] = 4e-4
     assert validate(raw)["lr_d"] == 4e-4
