@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from mnist_gan.cli import fail, run
-from mnist_gan.compare import build_page, experiments_of_head, load, resolve
+from mnist_gan.compare import build_page, experiments_of_head, load, local_experiments, resolve
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -33,7 +33,8 @@ def main(
     if not found:
         fail("no revisions to compare" + (f": {problems[0]}" if problems else
                                           " (no experiments of HEAD; run `dvc exp run` or name revisions)"), code=2)
-    loaded = [load(repo, r) for r in found]
+    experiments = {**known, **local_experiments(repo)}
+    loaded = [load(repo, r, experiment=r.name in experiments) for r in found]
     problems += [r.problem for r in loaded if r.problem]
     for line in problems:
         typer.echo(f"warning: {line}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from markdown_it import MarkdownIt
+from PIL import Image
 
 from mnist_gan.data import fetch_raw, load_split
 from mnist_gan.storage import save_torch
@@ -175,3 +177,25 @@ def images_outside_tables(markdown: str) -> bool:
         if t.type == "inline" and any(c.type == "image" for c in t.children or []) and inside:
             return False
     return True
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render(page: Path, tmp_path: Path) -> tuple[Image.Image, list[str]]:
+    """Screenshot `page` in headless Chromium; return it and the URLs the page itself requested.
+
+    Chromium's own background traffic (update checks, ...) carries the initiator 'not an origin'; requests a
+    page makes carry the page's origin ('null' for file://).
+    """
+    shot, netlog = tmp_path / f"{page.stem}.png", tmp_path / f"{page.stem}.netlog.json"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--log-net-log={netlog}", "--window-size=1200,2400",
+                    f"--screenshot={shot}", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    log = json.loads(netlog.read_text())
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    requested = [e["params"]["url"] for e in log["events"] if e["type"] == start_job
+                 and "url" in e.get("params", {}) and e["params"].get("initiator") != "not an origin"]
+    return Image.open(shot).convert("L"), requested

@@ -1,10 +1,13 @@
 """The comparison page over real `dvc exp run`s in a tiny repo: rows, differing params, grids, bad input."""
 
+import base64
+import io
 import re
 import shutil
 
 import pytest
-from tests.conftest import DVC, images_outside_tables, run, run_stage, tables
+from PIL import Image
+from tests.conftest import CHROMIUM, DVC, images_outside_tables, render, run, run_stage, tables
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +38,27 @@ def test_page_has_a_row_per_experiment_with_the_differing_param(swept):
     assert "http://" not in html and "https://" not in html
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 3  # two grids and the curves
     header, *rows = tables(md)[0]
-    assert header[:2] == ["revision", "lr"] and "FID" in header
+    assert header[:2] == ["revision", "FID"] and header[-1] == "lr"  # the one param that differs
     assert sorted(r[0] for r in rows) == ["fast", "slow"]
-    assert {r[0]: r[1] for r in rows} == {"slow": "0.0001", "fast": "0.0004"}
+    assert {r[0]: r[-1] for r in rows} == {"slow": "0.0001", "fast": "0.0004"}
     fids = [float(r[header.index("FID")].strip("*")) for r in rows]
     assert fids == sorted(fids)  # sorted by FID, best first
     assert rows[0][header.index("FID")].startswith("**")  # and marked best
     assert all(len(r) == len(header) for r in rows)
     assert images_outside_tables(md)
     assert (swept / "reports/compare_assets/grid_fast.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (`make test` installs it)")
+def test_chromium_renders_the_page_offline_with_every_image(swept, tmp_path):
+    compare(swept, "--out", "reports/compare.html")
+    page = swept / "reports/compare.html"
+    for payload in re.findall(r'src="data:image/png;base64,([^"]+)"', page.read_text()):
+        Image.open(io.BytesIO(base64.b64decode(payload))).load()
+    image, requested = render(page, tmp_path)
+    assert requested == [], f"the page made network requests: {requested}"
+    assert len([c for c in image.histogram() if c]) > 50  # a table, digit grids and plots, not a blank page
 
 
 @pytest.mark.slow

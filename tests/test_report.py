@@ -4,16 +4,12 @@ import base64
 import io
 import json
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.conftest import images_outside_tables, tables
+from tests.conftest import CHROMIUM, images_outside_tables, render, tables
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -61,25 +57,6 @@ def test_pixel_images_are_shown_at_an_integer_zoom(report_html):
     assert shown == Image.open(io.BytesIO(base64.b64decode(gif.group(1)))).size
     grid = Image.open(next((report_html.parents[1] / "results/train/plots/images/fixed_noise").glob("*.png"))).size
     assert shown[0] % grid[0] == 0 and shown[1] % grid[1] == 0 and shown[0] <= 1100
-
-
-def render(page: Path, tmp_path: Path) -> tuple[Image.Image, list[str]]:
-    """Screenshot `page` in headless Chromium; return it and the URLs the page itself requested.
-
-    Chromium's own background traffic (update checks, ...) carries the initiator 'not an origin'; requests a
-    page makes carry the page's origin ('null' for file://).
-    """
-    shot, netlog = tmp_path / f"{page.stem}.png", tmp_path / f"{page.stem}.netlog.json"
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--log-net-log={netlog}", "--window-size=1200,2400",
-                    f"--screenshot={shot}", page.as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    log = json.loads(netlog.read_text())
-    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    requested = [e["params"]["url"] for e in log["events"] if e["type"] == start_job
-                 and "url" in e.get("params", {}) and e["params"].get("initiator") != "not an origin"]
-    return Image.open(shot).convert("L"), requested
 
 
 @pytest.mark.slow

@@ -46,18 +46,28 @@ def experiments_of_head(repo: Path) -> list[tuple[str, str]]:
 
 
 def resolve(repo: Path, names: list[str], known: dict[str, str]) -> tuple[list[Revision], list[str]]:
-    """Revisions for `names` (experiment names first, then anything git resolves); and the unknown ones."""
+    """Revisions for `names`: experiments of HEAD, then any local experiment (of any commit), then anything
+    git resolves (branch, tag, commit); and the names nothing resolves."""
     found, unknown = [], []
+    experiments = {**local_experiments(repo), **known}
     for name in names:
         if name == "workspace":
             found.append(Revision(name, "workspace"))
             continue
-        sha = known.get(name) or _git_commit(repo, name)
+        sha = experiments.get(name) or _git_commit(repo, name)
         if sha is None:
             unknown.append(name)
         else:
             found.append(Revision(name, sha))
     return found, unknown
+
+
+def local_experiments(repo: Path) -> dict[str, str]:
+    """{name: commit} of every experiment in this repo: DVC keeps them as refs/exps/<..>/<baseline>/<name>."""
+    done = subprocess.run(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], cwd=repo,
+                          capture_output=True, text=True)
+    refs = (line.split() for line in done.stdout.splitlines())
+    return {ref.rsplit("/", 1)[-1]: sha for ref, sha in refs if ref.count("/") >= 4}
 
 
 def _git_commit(repo: Path, rev: str) -> str | None:
@@ -66,7 +76,7 @@ def _git_commit(repo: Path, rev: str) -> str | None:
     return done.stdout.strip() or None
 
 
-def load(repo: Path, revision: Revision) -> Revision:
+def load(repo: Path, revision: Revision, experiment: bool = True) -> Revision:
     """Fill `revision` from its files; what cannot be read is said in `problem`, the rest still loads."""
     from dvc.fs import DVCFileSystem
 
@@ -83,7 +93,8 @@ def load(repo: Path, revision: Revision) -> Revision:
     try:
         revision.grid = fs.read_bytes(GRID)
     except Exception:  # not in the local cache (never pulled), or never produced
-        fix = "dvc pull" if revision.rev == "workspace" else f"dvc exp pull origin {revision.name} (or dvc pull at that revision)"
+        fix = ("dvc pull" if revision.rev == "workspace" else
+               f"dvc exp pull origin {revision.name}" if experiment else "dvc fetch --all-commits")
         revision.problem = f"{revision.name}: {GRID} is not in the local cache; fetch it with `{fix}`"
     return revision
 
@@ -144,11 +155,11 @@ def build_page(revisions: list[Revision], problems: list[str]) -> Page:
     for r in revisions:
         flat, gen = _flatten(r.params), r.metrics.get("generated", {})
         marks = [(f"**{_num(gen[k])}**" if gen.get(k) == best[k] else _num(gen[k])) if k in gen else "" for k in shown]
-        rows.append([r.name, *[_val(flat.get(k)) for k in diff], *marks])
+        rows.append([r.name, *marks, *[_val(flat.get(k)) for k in diff]])
     page.heading("Runs (sorted by FID, best value per column in bold)")
     page.paragraph("Params shown: those that differ between the revisions"
                    + (f" ({', '.join(diff)})." if diff else " (none differ)."))
-    page.table(["revision", *diff, *[COLUMNS[k][0] for k in shown]], rows)
+    page.table(["revision", *[COLUMNS[k][0] for k in shown], *diff], rows)
     page.heading("Samples (same scale)")
     for r in revisions:
         if r.grid is not None:
