@@ -116,6 +116,14 @@ def reference_run(tmp_path_factory, resume_data) -> Path:
     return out
 
 
+def committed_copy(repo: Path, dest: Path, message: str = "state to share") -> Path:
+    """A copy of a reproduced repo (DVC cache included) with its current state committed."""
+    shutil.copytree(repo, dest, symlinks=True)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", message, "--allow-empty"], dest)
+    return dest
+
+
 def copy_project(dest: Path) -> Path:
     """The git-tracked files of this checkout (plus uncommitted edits) in `dest`, as a fresh git repo."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,

@@ -3,21 +3,16 @@
 import base64
 import io
 import re
-import shutil
 
 import pytest
 from PIL import Image
-from tests.conftest import CHROMIUM, DVC, images_outside_tables, render, run, run_stage, tables
+from tests.conftest import CHROMIUM, DVC, committed_copy, images_outside_tables, render, run, run_stage, tables
 
 
 @pytest.fixture(scope="module")
 def swept(small_repo, tmp_path_factory):
     """A copy of the reproduced tiny repo with two experiments (lr 1e-4 and 4e-4, one epoch on 512 images)."""
-    src, _ = small_repo
-    repo = tmp_path_factory.mktemp("sweep") / "repo"
-    shutil.copytree(src, repo, symlinks=True)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "baseline", "--allow-empty"], repo)
+    repo = committed_copy(small_repo[0], tmp_path_factory.mktemp("sweep") / "repo", "baseline")
     for name, lr in (("slow", "0.0001"), ("fast", "0.0004")):
         run(DVC + ["exp", "run", "-n", name, "-S", f"lr={lr}"], repo)
     return repo
@@ -81,11 +76,7 @@ def test_outputs_not_in_the_cache_are_named_with_the_fix(swept, tmp_path):
 
 @pytest.mark.slow
 def test_nothing_to_compare_is_exit_2(tmp_path, small_repo):
-    src, _ = small_repo
-    repo = tmp_path / "r"
-    shutil.copytree(src, repo, symlinks=True)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "a commit with no experiments", "--allow-empty"], repo)
+    repo = committed_copy(small_repo[0], tmp_path / "r", "a commit with no experiments")
     done = compare(repo, "--out", "x.html", check=False)
     assert done.returncode == 2 and done.stderr.startswith("error: no revisions to compare")
     assert not (repo / "x.html").exists()

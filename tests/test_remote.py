@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DVC, run
+from tests.conftest import DVC, committed_copy, run
 
 KEY, SECRET, BUCKET = "mnistgan", "mnistgan-secret-key", "dvc"
 
@@ -88,12 +88,7 @@ def s3_server(tmp_path_factory):
 @pytest.fixture
 def repo_a(small_repo, tmp_path):
     """A copy of the reproduced repo (cache included) with its current state committed."""
-    src, _ = small_repo
-    repo = tmp_path / "a"
-    shutil.copytree(src, repo, symlinks=True)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "state to share", "--allow-empty"], repo)
-    return repo
+    return committed_copy(small_repo[0], tmp_path / "a")
 
 
 def clone(repo: Path, dest: Path) -> Path:
