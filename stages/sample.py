@@ -16,6 +16,7 @@ import typer
 from mnist_gan.cli import checked, checked_device, params_or_exit, run
 from mnist_gan.data import to_uint8
 from mnist_gan.report import image_grid, sample_figure, save_figure, save_png
+from mnist_gan.models import asks_digits
 from mnist_gan.sampling import balanced_labels, generate, interpolation, load_generator
 from mnist_gan.storage import save_torch
 from mnist_gan.utils import pick_device
@@ -56,16 +57,17 @@ def main(
 ):
     """Sample `n` images from the generator with a fixed seed (a conditional one: class-balanced, or --digit)."""
     generator = load_generator(weights, pick_device(device))
-    classes = generator.cfg.num_classes
-    if digit is not None and not classes:
-        raise typer.BadParameter(f"{weights} holds an unconditional generator; --digit needs one trained with "
-                                 f"conditional: true", param_hint="--digit")
+    digits = asks_digits(generator.cfg)
+    if digit is not None and not digits:
+        kind = f" (self-conditioned on {generator.cfg.num_classes} clusters, not digits)" if generator.cfg.num_classes else ""
+        raise typer.BadParameter(f"{weights} holds an unconditional generator{kind}; --digit needs one trained "
+                                 f"with conditional: true", param_hint="--digit")
     labels = None
     if digit is not None:
         labels = torch.tensor(digit).repeat_interleave(n)
         nrow = n if len(digit) > 1 else nrow
-    elif classes:
-        labels = balanced_labels(n, classes)
+    elif digits:
+        labels = balanced_labels(n, generator.cfg.num_classes)
     images = generate(generator, len(labels) if labels is not None else n, seed, labels)
     save_png(image_grid(images, nrow=nrow), out)
     figure = out.with_name(out.stem + "_figure.png")

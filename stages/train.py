@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 
 from mnist_gan.checkpoints import fingerprint, load_checkpoint, trim_history
+from mnist_gan.clusters import self_condition_labels
 from mnist_gan.cli import checked, checked_device, params_or_exit, progress_bar, run
 from mnist_gan.config import gan_config, train_config
 from mnist_gan.data import load_processed
-from mnist_gan.models import build_gan, weights_file
+from mnist_gan.models import asks_digits, build_gan, weights_file
+from mnist_gan.params import digest, train_params
 from mnist_gan.parallel import check_replicas, prepare_models
 from mnist_gan.storage import file_digest, save_torch
 from mnist_gan.tracking import RunLog
@@ -62,10 +64,13 @@ def main(
         set_cpu_threads(threads)
     seed_everything(seed)
     cfg = train_config(P, resolve_precision(P["precision"], dev), lr=lr, batch_size=batch_size, epochs=epochs, seed=seed)
-    gan = gan_config(P)
     data = load_processed(data_dir / "train.pt")
+    labels, prior = data["labels"], None
+    if not P["conditional"] and P["clusters"]:  # self-conditioning: cluster ids stand in for the unread digits
+        labels, prior = self_condition_labels(data["images"], P["clusters"], seed)
+    gan = gan_config(P, prior)
     generator, discriminator = prepare_models(*build_gan(gan, P["init"]), cfg, dev, world)
-    trainer = Trainer(generator, discriminator, data["images"].to(dev), cfg, dev, rank, world, data["labels"])
+    trainer = Trainer(generator, discriminator, data["images"].to(dev), cfg, dev, rank, world, labels)
     run_id = fingerprint({**asdict(cfg), **asdict(gan), "init": P["init"], "world": world, "max_steps": max_steps},
                          file_digest(data_dir / "train.pt"), script=Path(__file__))
     total = min(epochs * trainer.steps_per_epoch, max_steps or 10**12)
@@ -74,9 +79,11 @@ def main(
         typer.echo(f"resuming from {checkpoint}: {epoch} epoch(s), {step} steps done")
         trim_history(results, step)
     if rank == 0:
-        typer.echo(f"train: {gan.model}{' conditional' if gan.num_classes else ''}, loss {cfg.loss}, "
+        mode = " conditional" if asks_digits(gan) else f" self-conditioned on {gan.num_classes} clusters" if gan.num_classes else ""
+        typer.echo(f"train: {gan.model}{mode}, loss {cfg.loss}, "
                    f"{cfg.precision} on {dev.type}, {total - step} steps to go")
-    grid_z, grid_y = fixed_inputs(trainer.latent_shape, gan.num_classes, seed)
+    recorded = {**train_params(P), "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed}  # + CLI options
+    grid_z, grid_y = fixed_inputs(trainer.latent_shape, gan, seed)
     probe = fid_probe(classifier, data_dir, dev, seed) if rank == 0 else None
     log = RunLog(results, resume=epoch > 0, tensorboard=P["tensorboard"]) if rank == 0 else None
 
@@ -95,8 +102,9 @@ def main(
                 continue
             best = trainer.best_generator()  # the EMA generator with BN statistics recomputed, when EMA is on
             fid = probe.fid(best) if probe is not None else None
-            log.epoch(epoch, means, trainer.sample(best, grid_z, grid_y), nrow=8 if gan.num_classes else 4, fid=fid)
-            save_torch({**weights_file(best), "ema": trainer.ema is not None}, models_dir / "generator.pt")
+            log.epoch(epoch, means, trainer.sample(best, grid_z, grid_y), nrow=8 if asks_digits(gan) else 4, fid=fid)
+            save_torch({**weights_file(best), "ema": trainer.ema is not None, "params": recorded,
+                        "params_digest": digest(recorded)}, models_dir / "generator.pt")
             save_torch(weights_file(trainer.d), models_dir / "discriminator.pt")
             save_torch({**trainer.state_dict(), "epoch": epoch, "step": step, "run_id": run_id}, checkpoint)
             trainer.g.train()

@@ -49,6 +49,8 @@ def test_the_committed_params_are_valid():
     ("r1_gamma", -1.0, ">= 0.0"),
     ("spectral_norm", "on", "true or false"),
     ("conditional", 1, "true or false"),
+    ("clusters", -1, "an integer >= 0 and <= 1000"),
+    ("clusters", 2.5, "an integer >= 0 and <= 1000"),
     ("precision", "fp16", "one of auto | fp32 | bf16"),
 ])
 def test_bad_values_name_key_value_and_allowed(key, value, allowed):

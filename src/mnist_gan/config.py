@@ -15,15 +15,17 @@ from mnist_gan.training import TrainConfig
 NUM_CLASSES = 10  # MNIST digits: what `conditional: true` conditions on
 
 
-def gan_config(p: dict) -> GANConfig:
-    """GANConfig from the top-level model keys plus normalize.image_size.
+def gan_config(p: dict, class_prior: list[float] | None = None) -> GANConfig:
+    """GANConfig from the top-level model keys plus normalize.image_size; `class_prior`: the cluster shares of
+    a self-conditioned model (`clusters.self_condition_labels`), which then has one class per cluster.
 
     D keeps the seeds' BatchNorm unless something needs per-sample outputs: spectral norm (SN-GAN's D has
     none), a gradient penalty (WGAN-GP) or R1.
     """
     d_batchnorm = not (p["spectral_norm"] or OBJECTIVES[p["loss"]].needs_bn_free_d or p["r1_gamma"] > 0)
     return to_config(GANConfig, {**p, "image_size": p["normalize"]["image_size"],
-                                 "num_classes": NUM_CLASSES if p["conditional"] else 0, "d_batchnorm": d_batchnorm})
+                                 "num_classes": NUM_CLASSES if p["conditional"] else len(class_prior or ()),
+                                 "class_prior": None if p["conditional"] else class_prior, "d_batchnorm": d_batchnorm})
 
 
 def train_config(p: dict, precision: str, **overrides) -> TrainConfig:

@@ -7,6 +7,8 @@ import copy
 import torch
 from torch import nn
 
+from mnist_gan.models import random_labels
+
 
 class EMA:
     """Exponential moving average of G's weights (Karras et al. 2018; Yazici et al. 2019).
@@ -33,7 +35,7 @@ class EMA:
 @torch.no_grad()
 def recalibrate_bn(generator: nn.Module, batches: int, batch_size: int, seed: int) -> None:
     """Recompute G's BatchNorm running statistics as the exact mean over `batches` batches of noise
-    (labels drawn uniformly for a conditional G); leaves G in eval mode."""
+    (labels drawn as in training: `models.random_labels`); leaves G in eval mode."""
     norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
@@ -46,7 +48,7 @@ def recalibrate_bn(generator: nn.Module, batches: int, batch_size: int, seed: in
     generator.train()
     for _ in range(batches):
         z = torch.randn(batch_size, *generator.latent_shape, generator=rng)
-        y = torch.randint(generator.cfg.num_classes, (batch_size,), generator=rng) if generator.cfg.num_classes else None
+        y = random_labels(generator.cfg, batch_size, rng)
         generator(z.to(device), None if y is None else y.to(device))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from mnist_gan.classifier import MnistClassifier, predict
 from mnist_gan.data import to_float
 from mnist_gan.metrics import fid, nearest_training_images, summarize
-from mnist_gan.models import Generator
+from mnist_gan.models import Generator, asks_digits
 from mnist_gan.sampling import balanced_labels, generate
 
 CLASSIFIER_SIZE = 28  # the classifier sees MNIST at its own resolution
@@ -45,8 +45,7 @@ def evaluate(generator: Generator, classifier: MnistClassifier, train: tuple[tor
              test: tuple[torch.Tensor, torch.Tensor], n: int, seed: int, k: int) -> Evaluation:
     """Every metric of `n` samples against the test set, beside the floor of `n` real training images."""
     (train_u8, train_labels), (test_u8, test_labels) = train, test
-    classes = generator.cfg.num_classes
-    labels = balanced_labels(n, classes) if classes else None
+    labels = balanced_labels(n, generator.cfg.num_classes) if asks_digits(generator.cfg) else None
     samples = at_classifier_size(generate(generator, n, seed, labels))
     # the floor: as many real training images as samples, scored against the same test set
     pick = torch.randperm(len(train_u8), generator=torch.Generator().manual_seed(seed))[:n]

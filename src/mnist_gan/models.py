@@ -42,7 +42,9 @@ class GANConfig:
     leaky_slope: float = 0.2  # negative slope of every LeakyReLU
     image_size: int = 28  # H = W of the images; 28 for dcgan/conv, 64 for dcgan64, any for mlp
     channels: int = 1  # MNIST is grayscale
-    num_classes: int = 0  # 0 = unconditional; 10 = G(z, y) and D(x, y) for digits y
+    num_classes: int = 0  # 0 = unconditional; 10 = G(z, y) and D(x, y) for digits y; K = K self-conditioning clusters
+    class_prior: list[float] | None = None  # self-conditioning (clusters.py): each cluster's share of the training
+    #   images; y is then a cluster id drawn from it, never a digit: an unconditional model to its user
     spectral_norm: bool = False  # spectral normalization of every D layer
     d_batchnorm: bool = True  # BatchNorm in D's hidden layers (conv families)
 
@@ -90,6 +92,20 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             logits = logits + (self.embed(y) * h).sum(1)  # projection (Miyato & Koyama 2018)
         return logits
+
+
+def asks_digits(cfg: GANConfig) -> bool:
+    """Whether y is a digit a user may ask for (conditional: true), not a self-conditioning cluster id."""
+    return bool(cfg.num_classes) and cfg.class_prior is None
+
+
+def random_labels(cfg: GANConfig, n: int, rng: torch.Generator) -> torch.Tensor | None:
+    """n labels (CPU) as training meets them: uniform digits, cluster ids by their share, None if unconditional."""
+    if not cfg.num_classes:
+        return None
+    if cfg.class_prior is None:
+        return torch.randint(cfg.num_classes, (n,), generator=rng)
+    return torch.multinomial(torch.tensor(cfg.class_prior, dtype=torch.double), n, replacement=True, generator=rng)
 
 
 def has_batch_stats(model: nn.Module) -> bool:

@@ -7,6 +7,8 @@ the key, the value and what is allowed, before any output is touched.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import re
@@ -139,6 +141,7 @@ SCHEMA: dict[str, Any] = {
     "seed": integer(0, 2**32 - 1),
     "model": choice(*FAMILIES),
     "conditional": boolean(),
+    "clusters": integer(0, 1000),
     "latent_dim": integer(1, 4096),
     "g_features": integer(1, 1024),
     "d_features": integer(1, 1024),
@@ -256,3 +259,13 @@ def load_params(path: str | os.PathLike | None = None) -> dict:
         at = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
     return validate(raw, str(path))
+
+
+def train_params(p: dict) -> dict:
+    """What the train stage reads: the top-level knobs and the image size (recorded in generator.pt)."""
+    return {**{k: v for k, v in p.items() if not isinstance(v, dict)}, "normalize.image_size": p["normalize"]["image_size"]}
+
+
+def digest(values: dict) -> str:
+    """A short stable fingerprint of params (sha256 of their canonical JSON, 16 hex digits)."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

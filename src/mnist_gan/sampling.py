@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from mnist_gan.models import GANConfig, Generator
+from mnist_gan.models import GANConfig, Generator, asks_digits, random_labels
 from mnist_gan.storage import PipelineError, load_torch
 
 
@@ -37,11 +37,14 @@ def generate(generator: Generator, n: int, seed: int, labels: torch.Tensor | Non
     """n images (n, C, H, W) in [-1, 1] on the CPU; the same seed gives the same z on every device.
 
     A conditional generator draws `labels` (n,), class-balanced (`balanced_labels`) when none are given;
+    a self-conditioned one draws its cluster ids from their training shares (after z, from the same seed);
     an unconditional one ignores them."""
     rng = torch.Generator().manual_seed(seed)
     z = torch.randn(n, *generator.latent_shape, generator=rng)
-    k = generator.cfg.num_classes
-    y = (labels if labels is not None else balanced_labels(n, k)) if k else torch.zeros(n, dtype=torch.long)
+    cfg, k = generator.cfg, generator.cfg.num_classes
+    if labels is None and k:
+        labels = balanced_labels(n, k) if asks_digits(cfg) else random_labels(cfg, n, rng)
+    y = labels if k else torch.zeros(n, dtype=torch.long)
     device = next(generator.parameters()).device
     out = [generator(zc.to(device), yc.to(device) if k else None).float().cpu()
            for zc, yc in zip(z.split(batch_size), y.split(batch_size))]
@@ -51,15 +54,18 @@ def generate(generator: Generator, n: int, seed: int, labels: torch.Tensor | Non
 @torch.no_grad()
 def interpolation(generator: Generator, seed: int, steps: int = 10) -> torch.Tensor:
     """A strip of `steps` images: for a conditional G one z through digits 0..9 (steps = classes), otherwise
-    a spherical path between two z (Shoemake's slerp, which keeps |z| typical of the Gaussian)."""
+    a spherical path between two z (Shoemake's slerp, which keeps |z| typical of the Gaussian); a
+    self-conditioned G stays in one cluster, drawn from their shares."""
     rng = torch.Generator().manual_seed(seed)
     device = next(generator.parameters()).device
     k = generator.cfg.num_classes
-    if k:
+    if asks_digits(generator.cfg):
         z = torch.randn(1, *generator.latent_shape, generator=rng).expand(k, *generator.latent_shape)
         return generator(z.to(device), torch.arange(k, device=device)).float().cpu()
     a, b = torch.randn(2, *generator.latent_shape, generator=rng).flatten(1)
     omega = torch.arccos((a / a.norm()).dot(b / b.norm()).clamp(-1, 1))
     t = torch.linspace(0, 1, steps)[:, None]
     z = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
-    return generator(z.view(steps, *generator.latent_shape).to(device)).float().cpu()
+    y = random_labels(generator.cfg, 1, rng)
+    y = None if y is None else y.expand(steps).to(device)
+    return generator(z.view(steps, *generator.latent_shape).to(device), y).float().cpu()

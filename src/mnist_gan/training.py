@@ -20,7 +20,7 @@ from torch import nn
 from mnist_gan.data import to_float
 from mnist_gan.ema import EMA, recalibrate_bn
 from mnist_gan.losses import OBJECTIVES, gradient_penalty, r1_penalty
-from mnist_gan.models import has_batch_stats, is_convolutional
+from mnist_gan.models import GANConfig, asks_digits, has_batch_stats, is_convolutional, random_labels
 from mnist_gan.parallel import unwrap
 from mnist_gan.storage import PipelineError
 
@@ -114,13 +114,14 @@ def fixed_noise(latent_shape: tuple[int, ...], n: int, seed: int) -> torch.Tenso
     return torch.randn(n, *latent_shape, generator=torch.Generator().manual_seed(seed))
 
 
-def fixed_inputs(latent_shape: tuple[int, ...], num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The per-epoch grid's (z, y): 16 noise vectors, or for a conditional G one row per digit 0-9 of
-    the same 8 noise vectors (so a column shows one style across digits)."""
-    if not num_classes:
-        return fixed_noise(latent_shape, 16, seed), None
-    z = fixed_noise(latent_shape, 8, seed).repeat(num_classes, *[1] * len(latent_shape))
-    return z, torch.arange(num_classes).repeat_interleave(8)
+def fixed_inputs(latent_shape: tuple[int, ...], cfg: GANConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The per-epoch grid's (z, y): 16 noise vectors (with cluster ids drawn from their shares when
+    self-conditioned), or for a conditional G one row per digit 0-9 of the same 8 noise vectors (so a column
+    shows one style across digits)."""
+    if not asks_digits(cfg):
+        return fixed_noise(latent_shape, 16, seed), random_labels(cfg, 16, torch.Generator().manual_seed(seed + 1))
+    z = fixed_noise(latent_shape, 8, seed).repeat(cfg.num_classes, *[1] * len(latent_shape))
+    return z, torch.arange(cfg.num_classes).repeat_interleave(8)
 
 
 def autocast_for(precision: str, device: torch.device):

@@ -1,0 +1,231 @@
+"""The digit server: every endpoint and every bad input (FastAPI's TestClient), torch-free, a real uvicorn
+process, the page clicked in headless Chromium, and a short locust run."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from mnist_gan.export import export_onnx, metadata
+from mnist_gan.sampling import load_generator
+from mnist_gan.serve import MAX_N, create_app
+from mnist_gan.storage import save_torch
+from tests.conftest import CHROMIUM, ROOT
+from tests.test_export import KINDS, METRICS, trained_like
+
+CELL = 28 + 2  # one image and its padding in a grid
+
+
+@pytest.fixture(scope="module")
+def onnx_models(tmp_path_factory) -> dict[str, Path]:
+    """kind -> an exported ONNX generator of that kind (random weights)."""
+    out = tmp_path_factory.mktemp("onnx")
+    paths = {}
+    for kind in KINDS:
+        weights = trained_like(kind)
+        save_torch(weights, out / f"{kind}.pt")
+        export_onnx(load_generator(out / f"{kind}.pt"), out / f"{kind}.onnx", metadata(weights, METRICS, "test"))
+        paths[kind] = out / f"{kind}.onnx"
+    return paths
+
+
+@pytest.fixture(scope="module")
+def clients(onnx_models) -> dict[str, TestClient]:
+    return {kind: TestClient(create_app(path)) for kind, path in onnx_models.items()}
+
+
+def png(response) -> Image.Image:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    return Image.open(io.BytesIO(response.content))
+
+
+def test_health_and_model(clients):
+    for kind, client in clients.items():
+        assert client.get("/healthz").json() == {"status": "ok"}
+        info = client.get("/model").json()
+        assert info["kind"] == kind and info["digits"] == (kind == "conditional") and info["latent"] == 100
+        assert info["metrics"]["generated"]["fid"] == 12.5 and info["params_digest"] == "0123456789abcdef"
+
+
+def test_page_is_offline(clients):
+    page = clients["conditional"].get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "http://" not in page.text and "https://" not in page.text and "<script src" not in page.text
+    assert 'id="draw"' in page.text
+
+
+def test_same_query_same_bytes_and_grid_shapes(clients):
+    conditional = clients["conditional"]
+    first = conditional.get("/generate.png?digit=7&n=16&seed=3")
+    assert first.content == conditional.get("/generate.png?digit=7&n=16&seed=3").content
+    assert first.content != conditional.get("/generate.png?digit=7&n=16&seed=4").content
+    assert first.content != conditional.get("/generate.png?digit=1&n=16&seed=3").content
+    assert png(first).size == (4 * CELL + 2, 4 * CELL + 2)  # 16 images: 4 x 4
+    rows = png(conditional.get("/generate.png?n=5&seed=1"))  # no digit: a row per digit, 5 each
+    assert rows.size == (5 * CELL + 2, 10 * CELL + 2)
+    for kind in ("unconditional", "self-conditioned"):
+        client = clients[kind]
+        image = png(client.get("/generate.png?n=9&seed=2"))
+        assert image.size == (3 * CELL + 2, 3 * CELL + 2)
+        assert client.get("/generate.png?n=9&seed=2").content == client.get("/generate.png?n=9&seed=2").content
+    default = png(clients["unconditional"].get("/generate.png"))  # n = 16, seed = 0
+    assert default.size == (4 * CELL + 2, 4 * CELL + 2)
+
+
+@pytest.mark.parametrize("kind, query, status, message", [
+    ("conditional", "digit=10", 400, "digit must be an integer from 0 to 9, got 10"),
+    ("conditional", "digit=-1", 400, "digit must be an integer from 0 to 9, got -1"),
+    ("conditional", "digit=seven", 400, "digit must be an integer from 0 to 9, got 'seven'"),
+    ("conditional", "digit=7.5", 400, "digit must be an integer"),
+    ("unconditional", "digit=7", 400, "this model is unconditional: it cannot be asked for a digit"),
+    ("self-conditioned", "digit=7", 400, "this model is self-conditioned: it cannot be asked for a digit"),
+    ("conditional", "n=0", 400, f"n must be an integer from 1 to {MAX_N}, got 0"),
+    ("conditional", f"n={MAX_N + 1}", 400, f"n must be an integer from 1 to {MAX_N}, got {MAX_N + 1}"),
+    ("conditional", "n=99999999999999999999999", 400, "n must be an integer"),
+    ("conditional", "n=-3", 400, "n must be an integer"),
+    ("conditional", "seed=-1", 400, "seed must be an integer from 0 to 4294967295, got -1"),
+    ("conditional", "seed=4294967296", 400, "seed must be an integer from 0 to 4294967295"),
+    ("conditional", "seed=abc", 400, "seed must be an integer"),
+    ("conditional", "file=/etc/passwd", 400, "unknown query parameter 'file'"),
+])
+def test_bad_input_is_a_4xx_with_one_message(clients, kind, query, status, message):
+    response = clients[kind].get(f"/generate.png?{query}")
+    assert response.status_code == status
+    body = response.json()
+    assert list(body) == ["error"] and message in body["error"] and "\n" not in body["error"]
+
+
+def test_unknown_paths_and_methods(clients):
+    client = clients["conditional"]
+    for path in ("/nope", "/generate.png/../../etc/passwd", "/models/generator.onnx", "/static/serve.py"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.json()["error"].startswith("no such path")
+    response = client.post("/generate.png")
+    assert response.status_code == 405 and list(response.json()) == ["error"]
+
+
+def test_the_server_imports_no_torch(onnx_models):
+    """What the slim install runs: torch made unimportable, the app serves a grid."""
+    code = f"""
+import sys
+sys.modules['torch'] = None  # any `import torch` now fails
+from fastapi.testclient import TestClient
+from mnist_gan.serve import create_app
+client = TestClient(create_app({str(onnx_models['conditional'])!r}))
+assert client.get('/generate.png?digit=3&n=4').status_code == 200
+assert not any(name == 'torch' or name.startswith('torch.') for name in sys.modules if sys.modules[name] is not None)
+print('ok')
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_file_that_is_no_export_is_refused(tmp_path):
+    bad = tmp_path / "g.onnx"
+    bad.write_bytes(b"garbage")
+    done = subprocess.run([sys.executable, "-m", "mnist_gan.serve", "serve", "--model", str(bad)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and done.stderr.startswith("error: cannot load") and done.stderr.count("\n") == 1
+    done = subprocess.run([sys.executable, "-m", "mnist_gan.serve", "serve", "--model", str(tmp_path / "none.onnx")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2 and "does not exist" in done.stderr and done.stderr.count("\n") == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: Path, cwd: Path = ROOT, command: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`mnist-gan serve` as a real uvicorn process on 127.0.0.1; returns it once /healthz answers."""
+    import urllib.request
+
+    port = free_port()
+    mnist_gan = Path(sys.executable).parent / "mnist-gan"
+    proc = subprocess.Popen([str(mnist_gan), "serve", "--model", str(model), "--port", str(port)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url, deadline = f"http://127.0.0.1:{port}", time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the server exited: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
+                if json.load(r) == {"status": "ok"}:
+                    return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    pytest.fail("the server did not answer /healthz within 60 s")
+
+
+@pytest.fixture
+def server(onnx_models):
+    proc, url = start_server(onnx_models["conditional"])
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.mark.slow
+def test_server_binds_loopback_by_default(server):
+    port = int(server.rsplit(":", 1)[1])
+    with socket.socket() as s:  # the port answers on 127.0.0.1 ...
+        assert s.connect_ex(("127.0.0.1", port)) == 0
+    addresses = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {"127.0.0.1"}
+    for address in addresses:  # ... and on no other address of this machine
+        with socket.socket() as s:
+            s.settimeout(1)
+            assert s.connect_ex((address, port)) != 0, address
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by `make test` (make browser)")
+def test_page_in_chromium_draws_the_asked_digit(server, tmp_path):
+    """Pick 7, 9 images, seed 5, click Draw: the grid appears, is the API's own bytes, and nothing failed."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        failed, external = [], []
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+        page.on("request", lambda r: external.append(r.url) if not r.url.startswith(server) else None)
+        page.goto(server + "/")
+        page.wait_for_function("document.getElementById('about').textContent.includes('conditional')")
+        page.select_option("#digit", "7")
+        page.fill("#n", "9")
+        page.fill("#seed", "5")
+        page.click("#draw")
+        page.wait_for_function("document.getElementById('grid').naturalWidth > 0", timeout=30_000)
+        assert page.evaluate("document.getElementById('grid').naturalWidth") == 3 * CELL + 2
+        assert "digit=7" in page.evaluate("document.getElementById('grid').src")
+        assert page.inner_text("#status").startswith("Drawn:")
+        page.screenshot(path=str(tmp_path / "page.png"))
+        browser.close()
+    assert not failed and not external, (failed, external)
+
+
+@pytest.mark.slow
+def test_locust_smoke(server, tmp_path):
+    """A few seconds of the load benchmark's own locustfile (the figures in the README are a 60 s run)."""
+    done = subprocess.run([str(Path(sys.executable).parent / "locust"), "-f", str(ROOT / "benchmarks" / "locustfile.py"),
+                           "--headless", "-u", "5", "-r", "5", "-t", "4s", "--host", server, "--csv", str(tmp_path / "l"),
+                           "--only-summary"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "LOCUST_WAIT_MIN": "0.05", "LOCUST_WAIT_MAX": "0.1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {r.split(",")[1]: r.split(",") for r in (tmp_path / "l_stats.csv").read_text().splitlines()[1:]}
+    total = rows["Aggregated"]
+    assert int(total[2]) > 10 and int(total[3]) == 0, total  # requests, failures
