@@ -3,21 +3,22 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+LOCK := requirements.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 export DVC_NO_ANALYTICS := 1
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 # pip warns once per configured-but-absent local index on some machines; keep real messages only
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location .* is ignored' || true; }
 
-.PHONY: run test test-fast bench venv browser clean
+.PHONY: run test test-fast bench venv browser clean lock
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 $(QUIET_PIP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]' $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) torch==2.14.1 torchvision==0.29.1 $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[test]' $(QUIET_PIP)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -37,6 +38,14 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.train_speed
+
+# Re-resolve every dependency in a throwaway venv (newest versions pyproject.toml allows) and pin them all.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 $(QUIET_PIP)
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' $(QUIET_PIP)
+	{ sed -n '1,2p' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^mnist-gan'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV)

@@ -9,7 +9,11 @@ import typer
 import yaml
 
 from mnist_gan.cli import checked, params_or_exit, run
-from mnist_gan.report import Page, curves_figure, epoch_grids, figure_bytes, gif_bytes, histogram_figure
+from mnist_gan.losses import OBJECTIVES
+from mnist_gan.metric_registry import METRICS
+from mnist_gan.figures import curves_figure, figure_bytes, histogram_figure
+from mnist_gan.images import epoch_grids, gif_bytes
+from mnist_gan.page import Page
 from mnist_gan.storage import PipelineError
 
 P = params_or_exit()
@@ -33,19 +37,10 @@ def baseline_metrics(path: Path, rev: str) -> dict | None:
         return None
 
 
-METRICS = {  # key in metrics.json -> (label, which way is better)
-    "fid": ("FID in classifier features", "lower"),
-    "classifier_score": ("classifier score (max 10)", "higher"),
-    "classes_covered": ("digit classes covered (>= 2% each)", "higher"),
-    "kl_to_uniform": ("KL(class histogram || uniform)", "lower"),
-    "label_accuracy": ("label accuracy (asked-for digit recognized)", "higher"),
-    "per_digit_fid_max": ("worst per-digit FID", "lower"),
-    "precision": ("precision (k-NN manifold)", "higher"),
-    "recall": ("recall (k-NN manifold)", "higher"),
-    "nn_dist_mean": ("mean L2 to nearest training image", "higher = less copying"),
-    "nn_dist_min": ("min L2 to nearest training image", "higher = less copying"),
-    "closer_than_test_1pct": ("share closer than 99% of test images", "lower"),
-}
+def conditioning(p: dict) -> str:
+    if p["conditional"]:
+        return "conditional on the digit"
+    return f"unconditional (self-conditioned on {p['clusters']} clusters)" if p["clusters"] else "unconditional"
 
 
 @app.command()
@@ -62,7 +57,7 @@ def main(
     grid = sample_dir / "grid.png"
     if not grid.is_file():
         raise PipelineError(f"{grid} does not exist; run the sample stage first (dvc repro)")
-    page = Page(f"mnist-gan: {P['model']}, {P['epochs']} epoch(s), lr {P['lr']:g}")
+    page = Page(f"mnist-gan: {P['model']}, {conditioning(P)}, {P['loss']} loss, {P['epochs']} epoch(s), lr {P['lr']:g}")
 
     evaluation = read_json(eval_dir / "metrics.json")
     previous = (baseline_metrics(eval_dir / "metrics.json", baseline) or {}).get("generated", {})
@@ -73,8 +68,7 @@ def main(
                    f"{baseline!r}" + ("" if previous else " (none found)") + ".")
     gen, floor = evaluation["generated"], evaluation["real_floor"]
     page.table(["metric", "this run", "real floor", f"baseline ({baseline})", "better"],
-               [[label, gen.get(k), floor.get(k), previous.get(k), better] for k, (label, better) in METRICS.items()
-                if k in gen])
+               [[m.label, gen.get(k), floor.get(k), previous.get(k), m.better] for k, m in METRICS.items() if k in gen])
     if "per_digit_fid" in gen:
         page.paragraph("Per digit: FID of the samples asked for each digit against the test images of that digit, "
                        "beside the same for real training images of that digit (about a tenth of the samples each, "
@@ -91,13 +85,16 @@ def main(
 
     page.heading("Training")
     page.table(["metric", "final epoch"], [[k, v] for k, v in train.get("epoch_mean", {}).items()])
-    page.image("curves.png", figure_bytes(curves_figure(train_dir)), "Losses and D outputs per logged step")
+    reading = OBJECTIVES[P["loss"]].reading
+    page.image("curves.png", figure_bytes(curves_figure(train_dir, P["loss"], reading)),
+               f"Losses and D outputs per logged step (D outputs as {reading.label}); FID per epoch")
 
     page.heading("Samples")
     page.image("samples.png", grid.read_bytes(), f"{P['sample']['n_images']} samples, seed {P['sample']['seed']}")
     strip = sample_dir / "grid_interpolation.png"
     if strip.is_file():
-        caption = ("One z, digits 0 to 9" if P["conditional"] else "Moving z along a great circle between two draws")
+        caption = ("One z, digits 0 to 9" if P["conditional"] else "Moving z along a great circle between two draws"
+                   + (", in one cluster" if P["clusters"] else ""))
         page.image("interpolation.png", strip.read_bytes(), f"Interpolation: {caption}")
     frames = epoch_grids(train_dir)
     if frames:

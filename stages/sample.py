@@ -15,7 +15,8 @@ import typer
 
 from mnist_gan.cli import checked, checked_device, params_or_exit, run
 from mnist_gan.data import to_uint8
-from mnist_gan.report import image_grid, sample_figure, save_figure, save_png
+from mnist_gan.figures import sample_figure, save_figure
+from mnist_gan.images import image_grid, save_png
 from mnist_gan.models import asks_digits
 from mnist_gan.sampling import balanced_labels, generate, interpolation, load_generator
 from mnist_gan.storage import save_torch

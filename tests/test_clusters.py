@@ -4,7 +4,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mnist_gan.clusters import kmeans, self_condition_labels
+from mnist_gan.clusters import deskew, kmeans, self_condition_labels
 from mnist_gan.config import gan_config
 from mnist_gan.ema import recalibrate_bn
 from mnist_gan.models import GANConfig, asks_digits, build_gan, random_labels, weights_file
@@ -26,6 +26,27 @@ def test_kmeans_recovers_well_separated_blobs():
     # the same partition up to renaming: each true blob maps to one cluster, and back
     assert all(len(found[truth == b].unique()) == 1 for b in range(4))
     assert len(found.unique()) == 4
+
+
+def moments(images):
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    mass = images.sum((1, 2))
+    cy, cx = (images * ys).sum((1, 2)) / mass, (images * xs).sum((1, 2)) / mass
+    skew = (images * (ys - cy[:, None, None]) * (xs - cx[:, None, None])).sum((1, 2)) / mass
+    return cy, cx, skew
+
+
+def test_deskew_stands_a_slanted_stroke_upright_and_centres_it():
+    slanted = torch.zeros(1, 28, 28)
+    for row in range(4, 24):  # a stroke drifting right as it goes down, off-centre
+        slanted[0, row, 6 + row // 2] = 1.0
+    cy, cx, skew = moments(slanted)
+    assert skew.item() > 5
+    cy, cx, skew = moments(deskew(slanted))
+    assert abs(skew.item()) < 0.5 and abs(cx.item() - 13.5) < 0.5 and abs(cy.item() - 13.5) < 0.5
+    upright = torch.zeros(1, 28, 28)
+    upright[0, 4:24, 13:15] = 1.0  # already upright and centred: (almost) unchanged
+    assert (deskew(upright) - upright).abs().max() < 0.51
 
 
 def test_self_condition_labels_are_sorted_by_size_and_deterministic(tiny_data):

@@ -39,6 +39,11 @@ def test_page_has_a_row_per_experiment_with_the_differing_param(swept):
     fids = [float(r[header.index("FID")].strip("*")) for r in rows]
     assert fids == sorted(fids)  # sorted by FID, best first
     assert rows[0][header.index("FID")].startswith("**")  # and marked best
+    # the page itself, as Chromium shows it: bold HTML, never Markdown asterisks
+    assert "**" not in html
+    assert re.search(r"<td>fast|<td>slow", html) and html.count("<strong>") >= 1
+    best_row = re.search(rf"<tr><td>{rows[0][0]}</td>(.*?)</tr>", html).group(1)
+    assert re.match(r"<td><strong>[0-9.]+</strong></td>", best_row), best_row  # its FID cell
     assert all(len(r) == len(header) for r in rows)
     assert images_outside_tables(md)
     assert (swept / "reports/compare_assets/grid_fast.png").is_file()

@@ -40,6 +40,7 @@ def test_digit_draws_the_asked_digits(tmp_path):
     assert torch.load(tmp_path / "three.pt", weights_only=True)["labels"].tolist() == [0] * 4 + [3] * 4 + [9] * 4
     result = runner.invoke(sample.app, ["--weights", str(weights), "--digit", "all", "--n", "2", "--out",
                                         str(tmp_path / "all.png")])
+    assert result.exit_code == 0, result.output
     assert torch.load(tmp_path / "all.pt", weights_only=True)["labels"].tolist() == sorted(list(range(10)) * 2)
 
 

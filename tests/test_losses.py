@@ -22,7 +22,6 @@ def test_bce_is_the_non_saturating_loss():
     want_d = (softplus(-2.0) + softplus(-0.5)) / 2 + (softplus(-1.0) + softplus(0.0)) / 2
     assert bce.d_loss(REAL, FAKE).item() == pytest.approx(want_d, rel=1e-6)
     assert bce.g_loss(FAKE).item() == pytest.approx((softplus(1.0) + softplus(0.0)) / 2, rel=1e-6)  # -log sigmoid(f)
-    assert bce.score(torch.tensor([0.0])).item() == 0.5  # a probability
 
 
 def test_hinge():
@@ -30,14 +29,12 @@ def test_hinge():
     # relu(1 - r): 0 and 0.5 -> mean 0.25; relu(1 + f): 0 and 1 -> mean 0.5
     assert hinge.d_loss(REAL, FAKE).item() == pytest.approx(0.75)
     assert hinge.g_loss(FAKE).item() == pytest.approx(0.5)
-    assert hinge.score(REAL).tolist() == REAL.tolist()  # a margin, not a probability
 
 
 def test_wasserstein():
     wgan = OBJECTIVES["wgan-gp"]
     assert wgan.d_loss(REAL, FAKE).item() == pytest.approx(-0.5 - 1.25)
     assert wgan.g_loss(FAKE).item() == pytest.approx(0.5)
-    assert wgan.needs_bn_free_d
 
 
 def test_least_squares():
@@ -45,6 +42,31 @@ def test_least_squares():
     assert ls.d_loss(REAL, FAKE).item() == pytest.approx(0.5 * ((1 + 0.25) / 2 + (1 + 0) / 2))
     assert ls.g_loss(FAKE).item() == pytest.approx(0.5 * (4 + 1) / 2)
     assert ls.d_loss(torch.ones(3), torch.zeros(3)).item() == 0  # at its targets
+
+
+@pytest.mark.parametrize("name", OBJECTIVES)
+def test_d_loss_falls_as_real_logits_rise_and_fake_logits_fall(name):
+    """Towards each loss's targets (real up to 1, fake down to 0: LSGAN's targets bound the range)."""
+    objective = OBJECTIVES[name]
+    steps = torch.linspace(0, 1, 11)
+    real_rising = [objective.d_loss(torch.full((4,), -1.0 + 2 * t), torch.zeros(4)).item() for t in steps]
+    fake_falling = [objective.d_loss(torch.zeros(4), torch.full((4,), 1.0 - t)).item() for t in steps]
+    for curve in (real_rising, fake_falling):
+        assert all(b <= a + 1e-7 for a, b in zip(curve, curve[1:])), curve
+        assert curve[-1] < curve[0]
+
+
+@pytest.mark.parametrize("name", OBJECTIVES)
+def test_g_loss_falls_as_fakes_look_real_and_scores_keep_the_order(name):
+    objective = OBJECTIVES[name]
+    logits = torch.linspace(-1, 1, 9)
+    g = [objective.g_loss(torch.full((4,), v.item())).item() for v in logits]
+    assert all(b < a for a, b in zip(g, g[1:])), g
+    scores = objective.score(logits)  # what the logs call D(x): a monotone reading of the logit
+    assert torch.all(scores[1:] > scores[:-1])
+    reading = objective.reading  # the report's axis: a fixed range must hold every score
+    if reading.limits is not None:
+        assert reading.limits[0] <= scores.min() and scores.max() <= reading.limits[1]
 
 
 class Linear(nn.Module):
@@ -56,6 +78,19 @@ class Linear(nn.Module):
 
     def forward(self, x, y=None):
         return (x.flatten(1) * self.w).sum(1)
+
+
+def test_penalties_are_zero_for_a_constant_d():
+    class Constant(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Parameter(torch.tensor(0.3))
+
+        def forward(self, x, y=None):
+            return self.c + 0 * x.flatten(1).sum(1)
+
+    assert r1_penalty(Constant(), torch.randn(4, 2)).item() == 0.0
+    assert gradient_penalty(Constant(), torch.randn(4, 2), torch.randn(4, 2)).item() == pytest.approx(1.0, abs=1e-5)  # (0 - 1)^2
 
 
 def test_r1_is_the_squared_input_gradient_norm():

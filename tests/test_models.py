@@ -1,6 +1,7 @@
 """Every architecture, with and without conditioning: builds from params, right shapes and ranges, trains a
 step, round-trips its weights; the registry is the one place that knows the family names."""
 
+import copy
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -101,7 +102,9 @@ def test_d_batchnorm_follows_the_objective():
 
 def test_the_registry_is_the_only_place_that_names_families():
     assert set(FAMILIES) == {"dcgan", "dcgan64", "conv", "mlp"}
-    assert SCHEMA["model"]("conv") == "conv"
+    with pytest.raises(ValueError) as refused:  # params' choices are the registry's keys, in its order
+        SCHEMA["model"]("transformer")
+    assert str(refused.value) == "one of " + " | ".join(FAMILIES)
     src = Path(__file__).resolve().parents[1] / "src" / "mnist_gan"
     chains = [f"{p.name}: {line.strip()}" for p in src.glob("*.py") for line in p.read_text().splitlines()
               if re.search(r"""model\s*[!=]=\s*["']""", line)]
@@ -146,12 +149,14 @@ def test_one_training_step_changes_both_networks(name):
     opt_g, opt_d = make_optimizers(generator, discriminator, TrainConfig())
     before_g = [p.detach().clone() for p in generator.parameters()]
     before_d = [p.detach().clone() for p in discriminator.parameters()]
+    d_before = copy.deepcopy(discriminator)
     real = torch.rand(8, 1, cfg.image_size, cfg.image_size) * 2 - 1
     stats = train_step(generator, discriminator, opt_g, opt_d, real[None], torch.randn(1, 8, *generator.latent_shape),
                        TrainConfig())
     assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake"}
     assert all(torch.isfinite(v) for v in stats.values())
-    assert 0 <= stats["d_real"] <= 1 and 0 <= stats["d_fake"] <= 1
+    # D(x) is logged as the loss reads it (bce: a probability) from D's outputs before its update
+    assert stats["d_real"].item() == pytest.approx(torch.sigmoid(d_before(real)).mean().item(), abs=1e-5)
     assert any(not torch.equal(a, b) for a, b in zip(before_g, generator.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(before_d, discriminator.parameters()))
 

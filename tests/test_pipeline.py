@@ -60,7 +60,7 @@ def test_stage_deps_cover_every_library_module_the_stage_runs():
 
 def test_repro_produces_every_output(small_repo):  # the fast tier's one real (tiny) `dvc repro`
     repo, out = small_repo
-    for stage in ("fetch", "normalize", "train", "sample", "classifier", "evaluate", "report"):
+    for stage in ("fetch", "normalize", "train", "sample", "classifier", "evaluate", "export", "report"):
         assert f"Running stage '{stage}'" in out
     generator = torch.load(repo / "models" / "generator.pt", weights_only=True)
     assert generator["config"]["model"] == "dcgan"
@@ -68,6 +68,8 @@ def test_repro_produces_every_output(small_repo):  # the fast tier's one real (t
     assert json.loads((repo / "results" / "train" / "metrics.json").read_text())["epochs"] == 1
     assert (repo / "reports" / "report.html").stat().st_size > 10_000
     assert (repo / "reports" / "report.md").is_file()
+    for name in ("generator.safetensors", "generator.onnx", "MODEL_CARD.md", "samples.png"):
+        assert (repo / "models" / name).is_file(), name
     assert "up to date" in run(DVC + ["status"], repo)
 
 
@@ -85,3 +87,16 @@ def test_exp_run_reruns_only_what_depends_on_lr_and_repro_is_then_a_noop(small_r
     assert "0.0001" in shown and "generated.fid" in shown and "train.loss_d" in shown, shown
     noop = run(DVC + ["repro"], repo)
     assert "Running stage" not in noop
+
+
+@pytest.mark.slow
+def test_a_page_style_edit_reruns_only_the_report(small_repo, tmp_path):
+    from tests.conftest import committed_copy
+
+    repo = committed_copy(small_repo[0], tmp_path / "css")
+    page = repo / "src" / "mnist_gan" / "page.py"
+    page.write_text(page.read_text().replace("color: #222;", "color: #111;", 1))
+    out = run(DVC + ["repro"], repo)
+    assert "Running stage 'report'" in out
+    ran = re.findall(r"Running stage '(\w+)'", out)
+    assert ran == ["report"], out

@@ -200,3 +200,29 @@ def test_exp_push_and_pull_share_an_experiment_with_its_weights(repo_a, tmp_path
     run(DVC + ["exp", "apply", "lr-half"], repo_b)
     run(DVC + ["pull", "models/generator.pt"], repo_b)
     assert sha256(repo_b / "models" / "generator.pt") == exp_generator
+
+
+@pytest.mark.slow
+def test_fresh_clone_pulls_the_export_alone_and_serves_it(repo_a, tmp_path):
+    """README "Export and serve": clone, `dvc pull` the ONNX file and the card, `mnist-gan serve` answers."""
+    import urllib.request
+
+    from tests.test_serve import start_server
+
+    store = tmp_path / "store"
+    run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_a)
+    run(DVC + ["push"], repo_a)
+    repo_b = clone(repo_a, tmp_path / "b")
+    run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_b)
+    run(DVC + ["pull", "models/generator.onnx", "models/MODEL_CARD.md"], repo_b)
+    assert sha256(repo_b / "models" / "generator.onnx") == sha256(repo_a / "models" / "generator.onnx")
+    assert not (repo_b / "models" / "generator.pt").exists(), "pulled more than the export"
+    proc, url = start_server(repo_b / "models" / "generator.onnx", cwd=repo_b)
+    try:
+        with urllib.request.urlopen(f"{url}/generate.png?digit=7&n=16&seed=3", timeout=10) as r:
+            assert r.status == 200 and r.read()[:4] == b"\x89PNG"
+        with urllib.request.urlopen(f"{url}/model", timeout=10) as r:
+            assert json.load(r)["metrics"]["generated"]["fid"] > 0
+    finally:
+        proc.terminate()
+        proc.wait(10)

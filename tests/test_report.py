@@ -31,6 +31,26 @@ def test_every_embedded_image_decodes(report_html):
     assert not re.search(r'(src|href)="(?!data:)', html), "the page links to something outside itself"
 
 
+def test_title_names_model_conditioning_loss_and_epochs(report_html):
+    import yaml
+
+    params = yaml.safe_load((report_html.parents[1] / "params.yaml").read_text())
+    title = re.search(r"<h1>(.*?)</h1>", report_html.read_text()).group(1)
+    assert params["model"] in title and f"{params['loss']} loss" in title and f"{params['epochs']} epoch" in title
+    assert ("conditional on the digit" if params["conditional"] else "unconditional") in title
+
+
+def test_the_page_code_is_no_dependency_of_training():
+    """Editing the page (its CSS, its layout) reruns the report stage only: train never imports it."""
+    from tests.test_pipeline import dvc_yaml
+
+    stages = dvc_yaml()["stages"]
+    for name, stage in stages.items():
+        if name != "report":
+            assert "src/mnist_gan/page.py" not in stage["deps"] and "stages/report.py" not in stage["deps"], name
+    assert "src/mnist_gan/page.py" in stages["report"]["deps"]
+
+
 def test_markdown_twin_parses_as_github_renders_it(report_html):
     """CommonMark + tables (markdown-it-py, as GitHub): every row has its header's cell count (a `|` inside a
     cell is escaped), and no image is swallowed into a table (a blank line ends each table)."""

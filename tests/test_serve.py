@@ -229,3 +229,35 @@ def test_locust_smoke(server, tmp_path):
     rows = {r.split(",")[1]: r.split(",") for r in (tmp_path / "l_stats.csv").read_text().splitlines()[1:]}
     total = rows["Aggregated"]
     assert int(total[2]) > 10 and int(total[3]) == 0, total  # requests, failures
+
+
+@pytest.mark.slow
+def test_slim_install_serves_without_torch(onnx_models, tmp_path):
+    """The README's slim install for real: a new venv from requirements-serve.txt, this package without its
+    dependencies, and `mnist-gan serve` answering; torch is not installed there at all."""
+    import urllib.request
+
+    venv = tmp_path / "slim"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    for args in (["-r", str(ROOT / "requirements-serve.txt")], ["--no-deps", "-e", str(ROOT)]):
+        done = subprocess.run(pip + args, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"], capture_output=True)
+    assert probe.returncode != 0, "torch is importable in the slim environment"
+    port = free_port()
+    proc = subprocess.Popen([str(venv / "bin" / "mnist-gan"), "serve", "--model", str(onnx_models["conditional"]),
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/generate.png?digit=2&n=4", timeout=2) as r:
+                    assert r.status == 200 and r.read()[:4] == b"\x89PNG"
+                    break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.stdout else ""
+                time.sleep(0.3)
+    finally:
+        proc.terminate()
+        proc.wait(10)

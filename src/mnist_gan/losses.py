@@ -26,10 +26,20 @@ Tensor = torch.Tensor
 
 
 @dataclass(frozen=True)
+class Reading:
+    """How to read the logged D(x) / D(G(z)) of an objective: axis label, range, reference lines."""
+
+    label: str
+    limits: tuple[float, float] | None = None  # fixed axis range (a probability), else fitted to the data
+    guides: tuple[tuple[float, str], ...] = ()  # (value, what it means) drawn as horizontal lines
+
+
+@dataclass(frozen=True)
 class Objective:
     d_loss: Callable[[Tensor, Tensor], Tensor]  # (real logits (B,), fake logits (B,)) -> scalar
     g_loss: Callable[[Tensor], Tensor]  # fake logits (B,) -> scalar
     score: Callable[[Tensor], Tensor]  # what D's output means, for the logged D(x) / D(G(z)) stats
+    reading: Reading  # how the report plots that score
     needs_bn_free_d: bool = False  # a per-sample penalty is meaningless through batch statistics
 
 
@@ -68,10 +78,17 @@ def _identity(x: Tensor) -> Tensor:
 
 
 OBJECTIVES: dict[str, Objective] = {
-    "bce": Objective(_bce_d, _bce_g, score=torch.sigmoid),  # D(x) is a probability
-    "hinge": Objective(_hinge_d, _minus_mean, score=_identity),  # D(x) is a margin score
-    "wgan-gp": Objective(_wasserstein_d, _minus_mean, score=_identity, needs_bn_free_d=True),  # a critic value
-    "lsgan": Objective(_ls_d, _ls_g, score=_identity),  # regressed towards 1 (real) and 0 (fake)
+    "bce": Objective(_bce_d, _bce_g, score=torch.sigmoid,  # D(x) is a probability
+                     reading=Reading("probability of real (sigmoid of D's logit)", (0.0, 1.0), ((0.5, "undecided"),))),
+    "hinge": Objective(_hinge_d, _minus_mean, score=_identity,  # D(x) is a margin score
+                       reading=Reading("raw score (hinge: real pushed to >= +1, fake to <= -1)", None,
+                                       ((1.0, "real margin"), (0.0, "decision boundary"), (-1.0, "fake margin")))),
+    "wgan-gp": Objective(_wasserstein_d, _minus_mean, score=_identity, needs_bn_free_d=True,  # a critic value
+                         reading=Reading("critic value (D(x) - D(G(z)) estimates the Wasserstein distance)", None,
+                                         ((0.0, "zero"),))),
+    "lsgan": Objective(_ls_d, _ls_g, score=_identity,  # regressed towards 1 (real) and 0 (fake)
+                       reading=Reading("regression output (least squares targets)", None,
+                                       ((1.0, "real target"), (0.0, "fake target")))),
 }
 
 

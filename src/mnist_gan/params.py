@@ -162,6 +162,7 @@ SCHEMA: dict[str, Any] = {
     "batch_size": integer(1, 65536),
     "epochs": integer(1, 100000),
     "ema_decay": number(ge=0.0, lt=1.0),
+    "ema_rampup": optional(number(gt=0.0, le=1.0)),
     "ema_bn_batches": integer(1, 10000),
     "quality_samples": integer(0, 100000),
     "log_every": integer(1),

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
-from mnist_gan.report import image_grid
+from mnist_gan.images import image_grid
 
 
 class RunLog:

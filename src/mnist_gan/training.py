@@ -49,6 +49,7 @@ class TrainConfig:
     gp_weight: float = 10.0  # WGAN-GP gradient penalty weight (loss wgan-gp only)
     r1_gamma: float = 0.0  # R1 penalty weight on real data; 0 = off
     ema_decay: float = 0.0  # EMA of G's weights; 0 = off
+    ema_rampup: float | None = None  # half-life at most this share of the images seen (StyleGAN2-ADA); None = TF ramp
     ema_bn_batches: int = 50  # noise batches that recompute the EMA generator's BatchNorm statistics
 
 
@@ -137,7 +138,7 @@ class Trainer:
     def __init__(self, generator, discriminator, images_u8: torch.Tensor, cfg: TrainConfig,
                  device: torch.device, rank: int = 0, world: int = 1, labels: torch.Tensor | None = None):
         self.opt_g, self.opt_d = make_optimizers(generator, discriminator, cfg)
-        self.ema = EMA(unwrap(generator), cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.ema = EMA(unwrap(generator), cfg.ema_decay, cfg.ema_rampup) if cfg.ema_decay > 0 else None
         if cfg.compile:
             generator, discriminator = torch.compile(generator), torch.compile(discriminator)
         self.generator, self.discriminator = generator, discriminator  # possibly DDP-wrapped
