@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -15,7 +14,7 @@ import pytest
 import torch
 
 from mnist_gan.models import Discriminator, GANConfig, build_gan, weights_file
-from mnist_gan.storage import save_torch
+from mnist_gan.storage import file_digest, save_torch
 from tests.conftest import ROOT, run_stage as stage, signal_when, train_cmd
 
 pytestmark = pytest.mark.slow  # real stage processes (~4 s of imports each), kills and resumes
@@ -31,7 +30,7 @@ def one_line_error(done: subprocess.CompletedProcess, code: int) -> str:
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    return {p.name: file_digest(p) for p in sorted(folder.iterdir())}
 
 
 @pytest.fixture(scope="module")

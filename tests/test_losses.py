@@ -106,3 +106,24 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_and_differentiable():
     assert penalty.item() == pytest.approx(16.0)
     penalty.backward()  # the penalty trains D: d/dw (|w| - 1)^2 = 2 (|w| - 1) w / |w|
     assert torch.allclose(d.w.grad, torch.tensor([2 * 4 * 0.6, 2 * 4 * 0.8]))
+
+
+def test_penalties_combine_with_any_loss_by_params_alone():
+    """gp_weight and r1_gamma switch their penalty on for any loss; null gp_weight = the loss's own default."""
+    from mnist_gan.config import penalty_weights
+    from mnist_gan.params import load_params
+
+    p = load_params()
+    assert penalty_weights({**p, "loss": "wgan-gp", "gp_weight": None})["gp_weight"] == 10.0
+    assert penalty_weights({**p, "loss": "hinge", "gp_weight": None})["gp_weight"] == 0.0
+    assert penalty_weights({**p, "loss": "hinge", "gp_weight": 2.5, "r1_gamma": 1.0}) == {"gp_weight": 2.5, "r1_gamma": 1.0}
+
+
+def test_no_module_branches_on_a_loss_name():
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "mnist_gan"
+    branches = [f"{p.name}: {line.strip()}" for p in src.glob("*.py") for line in p.read_text().splitlines()
+                if re.search(r"""loss\s*[!=]=\s*["']|["'](bce|hinge|wgan-gp|lsgan)["']\s*[!=]=""", line)]
+    assert branches == []

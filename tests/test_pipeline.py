@@ -100,3 +100,23 @@ def test_a_page_style_edit_reruns_only_the_report(small_repo, tmp_path):
     assert "Running stage 'report'" in out
     ran = re.findall(r"Running stage '(\w+)'", out)
     assert ran == ["report"], out
+
+
+def test_the_library_has_no_import_cycles():
+    """Every mnist_gan import, at module level or inside a function: the graph has no cycle."""
+    modules = {p.stem: p.read_text() for p in (ROOT / "src" / "mnist_gan").glob("*.py")}
+    graph = {m: set(re.findall(r"(?:from|import) mnist_gan\.(\w+)", s)) & set(modules) for m, s in modules.items()}
+    done, active = set(), []
+
+    def visit(node):
+        if node in active:
+            raise AssertionError("import cycle: " + " -> ".join(active[active.index(node):] + [node]))
+        if node not in done:
+            active.append(node)
+            for child in sorted(graph[node]):
+                visit(child)
+            active.pop()
+            done.add(node)
+
+    for module in sorted(graph):
+        visit(module)

@@ -6,7 +6,6 @@ it without running any stage; then stop the server and check that a pull fails f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from mnist_gan.storage import file_digest
 from tests.conftest import DVC, committed_copy, run
 
 KEY, SECRET, BUCKET = "mnistgan", "mnistgan-secret-key", "dvc"
@@ -27,10 +27,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +96,7 @@ def pull_generator_and_sample(repo_b: Path, expected_sha: str) -> float:
     started = time.perf_counter()
     run(DVC + ["pull", "models/generator.pt"], repo_b)
     elapsed = time.perf_counter() - started
-    assert sha256(repo_b / "models" / "generator.pt") == expected_sha
+    assert file_digest(repo_b / "models" / "generator.pt") == expected_sha
     assert not (repo_b / "data" / "processed").exists(), "pulled more than the generator"
     assert not (repo_b / "models" / "discriminator.pt").exists()
     run([sys.executable, "-m", "stages.sample", "--weights", "models/generator.pt", "--n", "16",
@@ -128,7 +124,7 @@ def test_s3_push_clone_pull_generator_only(s3_server, repo_a, tmp_path):
 
     repo_b = clone(repo_a, tmp_path / "b")
     set_s3_remote(repo_b, s3_server["endpoint"])
-    pull_s = pull_generator_and_sample(repo_b, sha256(repo_a / "models" / "generator.pt"))
+    pull_s = pull_generator_and_sample(repo_b, file_digest(repo_a / "models" / "generator.pt"))
     print(f"\nS3 (SeaweedFS on 127.0.0.1): dvc push {push_s:.1f} s, dvc pull models/generator.pt {pull_s:.1f} s")
 
 
@@ -136,7 +132,7 @@ def test_s3_push_clone_pull_generator_only(s3_server, repo_a, tmp_path):
 def test_unreachable_s3_fails_fast_and_loses_nothing(s3_server, repo_a, tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
     set_s3_remote(repo_a, dead)
-    before = sha256(repo_a / "models" / "generator.pt")
+    before = file_digest(repo_a / "models" / "generator.pt")
     for command in (["push"], ["pull", "models/generator.pt", "--force"]):
         started = time.perf_counter()
         done = subprocess.run(DVC + command, cwd=repo_a, capture_output=True, text=True,
@@ -145,7 +141,7 @@ def test_unreachable_s3_fails_fast_and_loses_nothing(s3_server, repo_a, tmp_path
         assert done.returncode != 0
         assert "ERROR" in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert elapsed < 20, f"dvc {command[0]} took {elapsed:.1f} s to fail"
-    assert sha256(repo_a / "models" / "generator.pt") == before
+    assert file_digest(repo_a / "models" / "generator.pt") == before
     assert "up to date" in run(DVC + ["status"], repo_a)
 
 
@@ -158,7 +154,7 @@ def test_default_local_remote_round_trip(repo_a, tmp_path):
     run(DVC + ["push"], repo_a)
     repo_b = clone(repo_a, tmp_path / "b")
     run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_b)
-    pull_generator_and_sample(repo_b, sha256(repo_a / "models" / "generator.pt"))
+    pull_generator_and_sample(repo_b, file_digest(repo_a / "models" / "generator.pt"))
 
 
 @pytest.mark.slow
@@ -189,7 +185,7 @@ def test_exp_push_and_pull_share_an_experiment_with_its_weights(repo_a, tmp_path
     run(["git", "remote", "add", "origin", str(shared)], repo_a)
     run(["git", "push", "-q", "origin", "HEAD:main"], repo_a)
     run(DVC + ["exp", "run", "-n", "lr-half", "-S", "lr=0.0001"], repo_a)
-    exp_generator = sha256(repo_a / "models" / "generator.pt")
+    exp_generator = file_digest(repo_a / "models" / "generator.pt")
     run(DVC + ["exp", "push", "origin", "lr-half"], repo_a)  # git refs to origin, outputs to the DVC remote
 
     repo_b = tmp_path / "b"
@@ -199,7 +195,7 @@ def test_exp_push_and_pull_share_an_experiment_with_its_weights(repo_a, tmp_path
     assert "lr-half" in run(DVC + ["exp", "list", "--all-commits"], repo_b)
     run(DVC + ["exp", "apply", "lr-half"], repo_b)
     run(DVC + ["pull", "models/generator.pt"], repo_b)
-    assert sha256(repo_b / "models" / "generator.pt") == exp_generator
+    assert file_digest(repo_b / "models" / "generator.pt") == exp_generator
 
 
 @pytest.mark.slow
@@ -215,7 +211,7 @@ def test_fresh_clone_pulls_the_export_alone_and_serves_it(repo_a, tmp_path):
     repo_b = clone(repo_a, tmp_path / "b")
     run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_b)
     run(DVC + ["pull", "models/generator.onnx", "models/MODEL_CARD.md"], repo_b)
-    assert sha256(repo_b / "models" / "generator.onnx") == sha256(repo_a / "models" / "generator.onnx")
+    assert file_digest(repo_b / "models" / "generator.onnx") == file_digest(repo_a / "models" / "generator.onnx")
     assert not (repo_b / "models" / "generator.pt").exists(), "pulled more than the export"
     proc, url = start_server(repo_b / "models" / "generator.onnx", cwd=repo_b)
     try:

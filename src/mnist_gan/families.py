@@ -15,14 +15,11 @@ A fifth family is one more class here, entered in FAMILIES.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from torch import nn
 
+from mnist_gan.configs import GANConfig
 from mnist_gan.layers import CondSequential, d_act, d_bias, d_norm, g_act, g_norm
 
-if TYPE_CHECKING:
-    from mnist_gan.models import GANConfig
 
 
 class DCGAN28:

@@ -6,13 +6,10 @@ per-class gain and bias looked up from the label, so the label steers every laye
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from mnist_gan.models import GANConfig
+from mnist_gan.configs import GANConfig
 
 
 class ConditionalBatchNorm2d(nn.Module):

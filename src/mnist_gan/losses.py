@@ -9,8 +9,11 @@ The shape follows StudioGAN's `src/utils/losses.py`: each objective is a pair
   (`gradient_penalty`, weight `gp_weight`) and `d_steps` critic updates per G update.
 - ``lsgan``: Mao et al. 2017, least squares with targets 1 (real) and 0 (fake).
 
-Regularizers take D itself: `r1_penalty` (Mescheder et al. 2018, gradient norm on real data) and
-`gradient_penalty` (on real/fake interpolates). Adding a fifth loss is one `Objective` in `OBJECTIVES`.
+Regularizers take D itself and combine with any loss, each switched on by its own weight in params
+(`REGULARIZERS`): `r1_penalty` (Mescheder et al. 2018, gradient norm on real data, `r1_gamma`) and
+`gradient_penalty` (on real/fake interpolates, `gp_weight`; null = the loss's own default: 10 for wgan-gp,
+whose critic needs it, 0 otherwise). Adding a fifth loss is one `Objective` in `OBJECTIVES`; a third penalty is
+one `Regularizer` in `REGULARIZERS` plus its weight in params.yaml.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class Objective:
     g_loss: Callable[[Tensor], Tensor]  # fake logits (B,) -> scalar
     score: Callable[[Tensor], Tensor]  # what D's output means, for the logged D(x) / D(G(z)) stats
     reading: Reading  # how the report plots that score
-    needs_bn_free_d: bool = False  # a per-sample penalty is meaningless through batch statistics
+    gp_default: float = 0.0  # gradient penalty weight when params leave gp_weight null
 
 
 def _bce_d(real: Tensor, fake: Tensor) -> Tensor:
@@ -83,7 +86,7 @@ OBJECTIVES: dict[str, Objective] = {
     "hinge": Objective(_hinge_d, _minus_mean, score=_identity,  # D(x) is a margin score
                        reading=Reading("raw score (hinge: real pushed to >= +1, fake to <= -1)", None,
                                        ((1.0, "real margin"), (0.0, "decision boundary"), (-1.0, "fake margin")))),
-    "wgan-gp": Objective(_wasserstein_d, _minus_mean, score=_identity, needs_bn_free_d=True,  # a critic value
+    "wgan-gp": Objective(_wasserstein_d, _minus_mean, score=_identity, gp_default=10.0,  # a critic value
                          reading=Reading("critic value (D(x) - D(G(z)) estimates the Wasserstein distance)", None,
                                          ((0.0, "zero"),))),
     "lsgan": Objective(_ls_d, _ls_g, score=_identity,  # regressed towards 1 (real) and 0 (fake)
@@ -111,3 +114,18 @@ def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor, y: Te
     alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, generator=generator)
     x_hat = torch.lerp(real.detach(), fake.detach().to(real.dtype), alpha.to(real.dtype))
     return (_input_grad_sq(discriminator, x_hat, y).add(1e-12).sqrt() - 1.0).square().mean()
+
+
+@dataclass(frozen=True)
+class Regularizer:
+    """A penalty added to D's loss as `scale * weight * penalty(D, real, fake, y, rng)` when its weight is > 0."""
+
+    weight: str  # the TrainConfig field (= params key) holding its weight
+    penalty: Callable[..., Tensor]  # (discriminator, real, fake, y, rng) -> scalar
+    scale: float = 1.0  # R1 is conventionally gamma / 2
+
+
+REGULARIZERS: dict[str, Regularizer] = {
+    "gp": Regularizer("gp_weight", lambda d, real, fake, y, rng: gradient_penalty(d, real, fake, y, rng)),
+    "r1": Regularizer("r1_gamma", lambda d, real, fake, y, rng: r1_penalty(d, real, y), scale=0.5),
+}

@@ -19,34 +19,16 @@ A fifth family is one class with `generator` / `discriminator` builders, added t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
+from mnist_gan.configs import GANConfig  # noqa: F401  (models.GANConfig: where users look for it)
 from mnist_gan.families import family
 from mnist_gan.layers import ConditionalBatchNorm2d, CondSequential, d_bias
-
-
-@dataclass
-class GANConfig:
-    model: str = "dcgan"  # a key of FAMILIES
-    latent_dim: int = 100  # length of z (channels of the noise map for `conv`)
-    g_features: int = 64  # conv models: generator width, "ngf" in dcgan/main.py
-    d_features: int = 64  # conv models: discriminator width, "ndf"
-    g_hidden: list[int] = field(default_factory=lambda: [256, 256])  # mlp: generator hidden sizes
-    d_hidden: list[int] = field(default_factory=lambda: [256, 256])  # mlp: discriminator hidden sizes
-    g_activation: str = "relu"  # hidden activation of G: relu | leaky_relu
-    leaky_slope: float = 0.2  # negative slope of every LeakyReLU
-    image_size: int = 28  # H = W of the images; 28 for dcgan/conv, 64 for dcgan64, any for mlp
-    channels: int = 1  # MNIST is grayscale
-    num_classes: int = 0  # 0 = unconditional; 10 = G(z, y) and D(x, y) for digits y; K = K self-conditioning clusters
-    class_prior: list[float] | None = None  # self-conditioning (clusters.py): each cluster's share of the training
-    #   images; y is then a cluster id drawn from it, never a digit: an unconditional model to its user
-    spectral_norm: bool = False  # spectral normalization of every D layer
-    d_batchnorm: bool = True  # BatchNorm in D's hidden layers (conv families)
 
 
 # -- the networks every family shares -----------------------------------------------------------------------

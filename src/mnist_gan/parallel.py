@@ -3,15 +3,12 @@ and the end-of-run check that every replica holds the same weights."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
+from mnist_gan.configs import TrainConfig
 from mnist_gan.models import is_convolutional
 
-if TYPE_CHECKING:
-    from mnist_gan.training import TrainConfig
 
 
 def unwrap(model: nn.Module) -> nn.Module:

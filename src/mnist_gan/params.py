@@ -152,7 +152,7 @@ SCHEMA: dict[str, Any] = {
     "init": choice("pytorch", "dcgan"),
     "loss": choice(*OBJECTIVES),
     "d_steps": integer(1, 100),
-    "gp_weight": number(ge=0.0, lt=1e4),
+    "gp_weight": optional(number(ge=0.0, lt=1e4)),
     "r1_gamma": number(ge=0.0, lt=1e4),
     "spectral_norm": boolean(),
     "lr": number(gt=0.0, lt=1.0),

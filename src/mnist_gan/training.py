@@ -12,15 +12,15 @@ and read only every `log_every` steps. bf16 autocast where the device runs it na
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from mnist_gan.configs import GANConfig, TrainConfig  # noqa: F401  (training.TrainConfig: re-exported)
 from mnist_gan.data import to_float
 from mnist_gan.ema import EMA, recalibrate_bn
-from mnist_gan.losses import OBJECTIVES, gradient_penalty, r1_penalty
-from mnist_gan.models import GANConfig, asks_digits, has_batch_stats, is_convolutional, random_labels
+from mnist_gan.losses import OBJECTIVES, REGULARIZERS, Regularizer
+from mnist_gan.models import asks_digits, has_batch_stats, is_convolutional, random_labels
 from mnist_gan.parallel import unwrap
 from mnist_gan.storage import PipelineError
 
@@ -29,28 +29,6 @@ STATS = ("loss_d", "loss_g", "d_real", "d_fake")  # d_real / d_fake: D's mean sc
 
 class Diverged(PipelineError):
     """A loss became NaN or infinite."""
-
-
-@dataclass
-class TrainConfig:
-    lr: float = 2e-4  # Adam learning rate of G
-    lr_d: float | None = None  # Adam learning rate of D; None = lr
-    beta1: float = 0.5
-    beta2: float = 0.999
-    batch_size: int = 128  # per process when several train together (torchrun)
-    epochs: int = 5
-    seed: int = 42
-    log_every: int = 50  # steps between logged points, progress updates and NaN checks
-    precision: str = "fp32"  # resolved: fp32 | bf16 (autocast on CUDA or on a CPU with native bf16)
-    channels_last: bool = True  # NHWC activations for conv models (faster oneDNN / cuDNN kernels)
-    compile: bool = False  # torch.compile G and D
-    loss: str = "bce"  # a key of losses.OBJECTIVES
-    d_steps: int = 1  # D (critic) updates per G update, each on its own real batch
-    gp_weight: float = 10.0  # WGAN-GP gradient penalty weight (loss wgan-gp only)
-    r1_gamma: float = 0.0  # R1 penalty weight on real data; 0 = off
-    ema_decay: float = 0.0  # EMA of G's weights; 0 = off
-    ema_rampup: float | None = None  # half-life at most this share of the images seen (StyleGAN2-ADA); None = TF ramp
-    ema_bn_batches: int = 50  # noise batches that recompute the EMA generator's BatchNorm statistics
 
 
 def train_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer,
@@ -77,10 +55,8 @@ def train_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.opti
                 logits_real = discriminator(x, lab).float()
                 logits_fake = discriminator(fake.detach(), lab).float()
             loss_d = objective.d_loss(logits_real, logits_fake)
-            if cfg.loss == "wgan-gp":
-                loss_d = loss_d + cfg.gp_weight * gradient_penalty(discriminator, x, fake, lab, rng)
-            if cfg.r1_gamma > 0:
-                loss_d = loss_d + 0.5 * cfg.r1_gamma * r1_penalty(discriminator, x, lab)
+            for weight, regularizer in active_regularizers(cfg):
+                loss_d = loss_d + regularizer.scale * weight * regularizer.penalty(discriminator, x, fake, lab, rng)
         loss_d.backward()
         opt_d.step()
 
@@ -97,6 +73,11 @@ def train_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.opti
         "d_real": objective.score(logits_real.detach()).mean(),
         "d_fake": objective.score(logits_fake.detach()).mean(),
     }
+
+
+def active_regularizers(cfg: TrainConfig) -> list[tuple[float, Regularizer]]:
+    """(weight, regularizer) of every penalty whose weight in `cfg` is > 0, in REGULARIZERS order."""
+    return [(getattr(cfg, r.weight), r) for r in REGULARIZERS.values() if getattr(cfg, r.weight) > 0]
 
 
 def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig):
@@ -146,7 +127,7 @@ class Trainer:
         self.labels = labels.to(device) if labels is not None and self.g.cfg.num_classes else None
         self.latent_shape = self.g.latent_shape
         # one D pass over real + fake: same maths without batch statistics; a penalty needs its own pass
-        self.joint_d = not has_batch_stats(discriminator) and cfg.r1_gamma == 0 and cfg.loss != "wgan-gp"
+        self.joint_d = not has_batch_stats(discriminator) and not active_regularizers(cfg)
         self.conv = cfg.channels_last and is_convolutional(self.g)
         # Reseeded at every epoch from (seed, epoch[, rank]): batches and noise are a pure function of where
         # training is, so a resumed run (any number of processes) draws exactly what an uninterrupted one would.
