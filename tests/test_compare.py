@@ -43,7 +43,7 @@ def test_page_has_a_row_per_experiment_with_the_differing_param(swept):
     assert "**" not in html
     assert re.search(r"<td>fast|<td>slow", html) and html.count("<strong>") >= 1
     best_row = re.search(rf"<tr><td>{rows[0][0]}</td>(.*?)</tr>", html).group(1)
-    assert re.match(r"<td><strong>[0-9.]+</strong></td>", best_row), best_row  # its FID cell
+    assert re.match(r"<td><strong>[0-9.e+]+</strong></td>", best_row), best_row  # its FID cell
     assert all(len(r) == len(header) for r in rows)
     assert images_outside_tables(md)
     assert (swept / "reports/compare_assets/grid_fast.png").is_file()

@@ -120,3 +120,10 @@ def test_the_library_has_no_import_cycles():
 
     for module in sorted(graph):
         visit(module)
+
+
+def test_every_top_level_param_is_a_train_param_and_back():
+    """`dvc exp run -S key=...` on a top-level key must rerun train: dvc.yaml lists exactly those keys."""
+    listed = set(dvc_yaml()["stages"]["train"]["params"])
+    top_level = {k for k, rule in SCHEMA.items() if not isinstance(rule, dict)}
+    assert listed - {"normalize.image_size"} == top_level
