@@ -46,7 +46,8 @@ def card_metadata(meta: dict[str, str]) -> dict:
 
 def _trained(meta: dict[str, str]) -> str:
     params = json.loads(meta.get("params", "null")) or {}
-    shown = [f"`{k}: {json.dumps(params[k])}`" for k in TRAIN_KEYS if k in params]
+    skip = {"clusters"} if params.get("conditional") else set()  # clusters apply to unconditional runs only
+    shown = [f"`{k}: {json.dumps(params[k])}`" for k in TRAIN_KEYS if k in params and k not in skip]
     return ", ".join(shown) if shown else "(the training params were not recorded in this generator file)"
 
 
@@ -91,8 +92,8 @@ def render(meta: dict[str, str]) -> str:
 
 # mnist-gan generator: {cfg['model']}, {kind}
 
-A GAN generator of 28x28 handwritten digits trained on MNIST by the [mnist-gan](#how-it-was-trained) DVC
-pipeline. It {what}. `z` is standard normal noise of length {latent}; the output is a batch of
+A GAN generator of 28x28 handwritten digits trained on MNIST by the mnist-gan DVC pipeline
+(see "How it was trained"). It {what}. `z` is standard normal noise of length {latent}; the output is a batch of
 {cfg['channels']} x {cfg['image_size']} x {cfg['image_size']} images in [-1, 1] (`(x + 1) / 2` for [0, 1]).
 
 | file | what it is |
