@@ -61,6 +61,8 @@ BAD_PARAMS = {  # what a hand edit or a bad `-S` can do -> what the message must
     "section value": (r"^  n_images: .*$", "  n_images: many", "sample.n_images = 'many'"),
     "not yaml": (r"^seed: .*$", "seed: [42", "not valid YAML"),
     "nan": (r"^lr: .*$", "lr: .nan", "lr = nan"),
+    "clusters": (r"^clusters: .*$", "clusters: -5", "clusters = -5"),
+    "ema_rampup": (r"^ema_rampup: .*$", "ema_rampup: 2", "ema_rampup = 2"),
 }
 
 

@@ -51,6 +51,9 @@ def test_the_committed_params_are_valid():
     ("conditional", 1, "true or false"),
     ("clusters", -1, "an integer >= 0 and <= 1000"),
     ("clusters", 2.5, "an integer >= 0 and <= 1000"),
+    ("ema_rampup", 0, "null or a finite number > 0.0 and <= 1.0"),
+    ("ema_rampup", "fast", "null or a finite number > 0.0 and <= 1.0"),
+    ("gp_weight", -1, "null or a finite number >= 0.0"),
     ("precision", "fp16", "one of auto | fp32 | bf16"),
 ])
 def test_bad_values_name_key_value_and_allowed(key, value, allowed):
