@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -28,12 +29,18 @@ import typer
 from torch import nn
 
 from mnist_gan.data import load_processed
-from mnist_gan.models import GANConfig, build_gan
+from mnist_gan.configs import GANConfig
+from mnist_gan.models import build_gan
+from mnist_gan.params import load_params
 from mnist_gan.parallel import prepare_models
-from mnist_gan.training import Trainer, TrainConfig, train_step
+from mnist_gan.training import Trainer, train_step
 from mnist_gan.utils import native_bf16, pick_device, set_cpu_threads
 
 app = typer.Typer(add_completion=False, help=__doc__)
+# The seeds' recipe, which the reference loop runs: committed network settings as a plain unconditional DCGAN with
+# BatchNorm D, trained with bce, lr_d = lr, no EMA, no penalty.
+SEEDS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").updated(
+    spectral_norm=False, loss="bce", lr_d=None, gp_weight=0.0, ema_decay=0.0)
 MODELS = {  # name -> (GANConfig overrides, batch size)
     "mlp": ({"model": "mlp", "latent_dim": 64, "g_hidden": [256], "d_hidden": [128], "g_activation": "leaky_relu",
              "leaky_slope": 0.1}, 32),
@@ -89,7 +96,7 @@ def our_loop(trainer: Trainer, steps: int, device: torch.device) -> float:
 
 def make_trainer(cfg: GANConfig, batch: int, precision: str, images: torch.Tensor, dev: torch.device) -> Trainer:
     torch.manual_seed(0)
-    tcfg = TrainConfig(batch_size=batch, log_every=10**9, precision=precision)
+    tcfg = replace(SEEDS.train, batch_size=batch, log_every=10**9, precision=precision)
     generator, discriminator = prepare_models(*build_gan(cfg, "dcgan"), tcfg, dev)
     return Trainer(generator, discriminator, images.to(dev), tcfg, dev)
 
@@ -193,7 +200,7 @@ def main(
     precisions = ["fp32"] + (["bf16"] if native_bf16(dev) else [])
     for name in models.split(","):
         overrides, batch = MODELS[name]
-        cfg = GANConfig(**overrides)
+        cfg = replace(SEEDS.gan, **overrides)
         trainers = {p: make_trainer(cfg, batch, p, images, dev) for p in precisions}
         flops = flops_per_step(trainers["fp32"])
         ref, ours = [], {p: [] for p in precisions}
@@ -213,7 +220,7 @@ def main(
     if batches:
         report["batch_scaling"] = {}
         for b in map(int, batches.split(",")):
-            row = {p: our_loop(make_trainer(GANConfig(), b, p, images, dev), max(10, steps * 128 // b), dev)
+            row = {p: our_loop(make_trainer(SEEDS.gan, b, p, images, dev), max(10, steps * 128 // b), dev)
                    for p in precisions}
             report["batch_scaling"][b] = row
             typer.echo(f"dcgan batch {b:4d}: " + "   ".join(f"{p} {v:6.0f} img/s" for p, v in row.items()))

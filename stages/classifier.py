@@ -4,19 +4,19 @@ It reads the raw 28x28 data and its own params only, so GAN experiments (any mod
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mnist_gan.classifier import ClassifierConfig, predict, train_classifier
-from mnist_gan.cli import checked, checked_device, params_or_exit, run
-from mnist_gan.params import to_config
+from mnist_gan.classifier import predict, train_classifier
+from mnist_gan.cli import setting_option, checked_device, params_or_exit, run
 from mnist_gan.data import load_split
 from mnist_gan.storage import PipelineError, save_torch, write_text
 from mnist_gan.utils import pick_device, resolve_precision, set_cpu_threads
 
-P = params_or_exit()["classifier"]
+P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
@@ -26,13 +26,10 @@ def main(
     out: Annotated[Path, typer.Argument(help="Classifier weights file to write.")],
     metrics: Annotated[Path, typer.Option(help="Where the test accuracy goes.")]
     = Path("results/classifier/metrics.json"),
-    epochs: Annotated[int, typer.Option(help="Passes over the training set.", callback=checked("classifier.epochs"))]
-    = P["epochs"],
-    max_train_images: Annotated[int, typer.Option(help="Train on the first N images (0 = all).",
-                                                  callback=checked("classifier.max_train_images"))]
-    = P["max_train_images"],
-    min_accuracy: Annotated[float, typer.Option(help="Fail below this test accuracy.",
-                                                callback=checked("classifier.min_accuracy"))] = P["min_accuracy"],
+    epochs: Annotated[int, setting_option("classifier.epochs")] = P.classifier.epochs,
+    max_train_images: Annotated[int, setting_option("classifier.max_train_images")]
+    = P.classifier.max_train_images,
+    min_accuracy: Annotated[float, setting_option("classifier.min_accuracy")] = P.classifier.min_accuracy,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps; not a DVC param.", callback=checked_device)]
     = "auto",
 ):
@@ -40,7 +37,8 @@ def main(
     dev = pick_device(device)
     if dev.type == "cpu":
         set_cpu_threads(None)
-    cfg = to_config(ClassifierConfig, {**P, "epochs": epochs, "precision": resolve_precision(P["precision"], dev)})
+    cfg = replace(P.classifier, epochs=epochs, max_train_images=max_train_images, min_accuracy=min_accuracy,
+                  precision=resolve_precision(P.classifier.precision, dev))
     images, labels = load_split(raw_root, train=True)
     if max_train_images:
         images, labels = images[:max_train_images], labels[:max_train_images]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mnist_gan.classifier import load_classifier
-from mnist_gan.cli import checked, checked_device, params_or_exit, run
+from mnist_gan.cli import setting_option, checked_device, params_or_exit, run
 from mnist_gan.data import load_split, to_float
 from mnist_gan.evaluation import evaluate
 from mnist_gan.metrics import class_coverage
@@ -16,7 +16,7 @@ from mnist_gan.sampling import load_generator
 from mnist_gan.storage import write_text
 from mnist_gan.utils import pick_device, set_cpu_threads
 
-P = params_or_exit()["evaluate"]
+P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
@@ -26,9 +26,9 @@ def main(
     classifier: Annotated[Path, typer.Argument(help="Classifier weights (classifier stage).")],
     raw_root: Annotated[Path, typer.Argument(help="Folder holding MNIST/raw/.")],
     out_dir: Annotated[Path, typer.Argument(help="Where metrics.json, classes.json and images go.")],
-    n_samples: Annotated[int, typer.Option(help="Generated images to score.", callback=checked("evaluate.n_samples"))]
-    = P["n_samples"],
-    seed: Annotated[int, typer.Option(help="Noise seed.", callback=checked("evaluate.seed"))] = P["seed"],
+    n_samples: Annotated[int, setting_option("evaluate.n_samples")]
+    = P.evaluate.n_samples,
+    seed: Annotated[int, setting_option("evaluate.seed")] = P.evaluate.seed,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps; not a DVC param.", callback=checked_device)]
     = "auto",
 ):
@@ -39,7 +39,7 @@ def main(
         set_cpu_threads(None)
     generator = load_generator(weights, dev)
     train, test = load_split(raw_root, train=True), load_split(raw_root, train=False)
-    result = evaluate(generator, load_classifier(classifier, dev), train, test, n_samples, seed, P["nearest_k"])
+    result = evaluate(generator, load_classifier(classifier, dev), train, test, n_samples, seed, P.evaluate.nearest_k)
     write_text(out_dir / "metrics.json", json.dumps(result.metrics, indent=2) + "\n")
     classes = {"generated": class_coverage(result.probs)["histogram"],
                "real": class_coverage(result.real_probs)["histogram"]}
@@ -48,7 +48,7 @@ def main(
     # row d: samples asked for d (conditional) or those the classifier is surest are d (unconditional)
     grid = class_grid(result.samples, result.probs) if result.labels is None else labelled_grid(result.samples, result.labels)
     save_png(grid, out_dir / "per_class.png")
-    closest = result.nn_dist.argsort()[: P["n_pairs"]]
+    closest = result.nn_dist.argsort()[: P.evaluate.n_pairs]
     save_png(pairs_grid(result.samples[closest], to_float(train[0][result.nn_index[closest]])), out_dir / "nearest.png")
     g, r = result.metrics["generated"], result.metrics["real_floor"]
     conditional = f", label accuracy {g['label_accuracy']:.4f}" if "label_accuracy" in g else ""

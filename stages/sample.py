@@ -13,7 +13,7 @@ from typing import Annotated
 import torch
 import typer
 
-from mnist_gan.cli import checked, checked_device, params_or_exit, run
+from mnist_gan.cli import setting_option, checked_device, params_or_exit, run
 from mnist_gan.data import to_uint8
 from mnist_gan.figures import sample_figure, save_figure
 from mnist_gan.images import image_grid, save_png
@@ -22,7 +22,7 @@ from mnist_gan.sampling import balanced_labels, generate, interpolation, load_ge
 from mnist_gan.storage import save_torch
 from mnist_gan.utils import pick_device
 
-P = params_or_exit()["sample"]
+P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
@@ -46,13 +46,13 @@ def main(
     weights: Annotated[Path, typer.Option(help="Generator weights file.")] = Path("models/generator.pt"),
     out: Annotated[Path, typer.Option(help="Grid PNG to write; the figure, tensor and strip go beside it.")]
     = Path("results/sample/grid.png"),
-    n: Annotated[int, typer.Option(help="How many images (per digit with --digit).", callback=checked("sample.n_images"))]
-    = P["n_images"],
+    n: Annotated[int, setting_option("sample.n_images")]
+    = P.sample.n_images,
     digit: Annotated[str | None, typer.Option(help="Conditional generators: 7, 0,3,9 or all (a row per digit).",
                                               callback=parse_digits)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the noise.", callback=checked("sample.seed"))] = P["seed"],
-    nrow: Annotated[int, typer.Option(help="Images per grid row (with several digits: n).", callback=checked("sample.nrow"))]
-    = P["nrow"],
+    seed: Annotated[int, setting_option("sample.seed")] = P.sample.seed,
+    nrow: Annotated[int, setting_option("sample.nrow")]
+    = P.sample.nrow,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps; not a DVC param.", callback=checked_device)]
     = "auto",
 ):

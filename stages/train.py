@@ -1,7 +1,7 @@
 """Train the GAN on normalized MNIST: weights, per-epoch fixed-noise grids and FID, DVCLive curves, resumable."""
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -9,11 +9,12 @@ import typer
 
 from mnist_gan.checkpoints import fingerprint, load_checkpoint, trim_history
 from mnist_gan.clusters import self_condition_labels
-from mnist_gan.cli import checked, checked_device, params_or_exit, progress_bar, run
+from mnist_gan.cli import setting_option, checked_device, params_or_exit, progress_bar, run
 from mnist_gan.config import gan_config, train_config
+from mnist_gan.configs import values
 from mnist_gan.data import load_processed
 from mnist_gan.models import asks_digits, build_gan, weights_file
-from mnist_gan.params import digest, train_params
+from mnist_gan.params import digest
 from mnist_gan.parallel import check_replicas, prepare_models
 from mnist_gan.storage import file_digest, save_torch
 from mnist_gan.tracking import RunLog
@@ -27,13 +28,13 @@ LABELS = {"loss_d": "loss_d", "loss_g": "loss_g", "d_real": "D(x)", "d_fake": "D
 
 def fid_probe(classifier: Path | None, data_dir: Path, device, seed: int):
     """The per-epoch FID of `quality_samples` samples (None without a classifier or with quality_samples 0)."""
-    if classifier is None or not P["quality_samples"]:
+    if classifier is None or not P.train.quality_samples:
         return None
     from mnist_gan.classifier import load_classifier
     from mnist_gan.evaluation import QualityProbe
 
     test = load_processed(data_dir / "test.pt")["images"]
-    return QualityProbe(load_classifier(classifier, device), test, P["quality_samples"], seed)
+    return QualityProbe(load_classifier(classifier, device), test, P.train.quality_samples, seed)
 
 
 @app.command()
@@ -45,13 +46,10 @@ def main(
     = Path("models/checkpoint.pt"),
     classifier: Annotated[Path | None, typer.Option(help="Classifier weights: log FID per epoch (quality_samples).")]
     = None,
-    epochs: Annotated[int, typer.Option(help="Passes over the training set.", callback=checked("epochs"))]
-    = P["epochs"],
-    lr: Annotated[float, typer.Option(help="Adam learning rate of G.", callback=checked("lr"))] = P["lr"],
-    batch_size: Annotated[int, typer.Option(help="Images per step (per process under torchrun).",
-                                            callback=checked("batch_size"))] = P["batch_size"],
-    seed: Annotated[int, typer.Option(help="Seeds init, batches and noise.", callback=checked("seed"))]
-    = P["seed"],
+    epochs: Annotated[int, setting_option("epochs")] = P.train.epochs,
+    lr: Annotated[float, setting_option("lr")] = P.train.lr,
+    batch_size: Annotated[int, setting_option("batch_size")] = P.train.batch_size,
+    seed: Annotated[int, setting_option("seed")] = P.train.seed,
     device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu) | cpu | cuda | mps; not a DVC param.",
                                         callback=checked_device)] = "auto",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: one per core).")] = None,
@@ -63,15 +61,16 @@ def main(
     if dev.type == "cpu":
         set_cpu_threads(threads)
     seed_everything(seed)
-    cfg = train_config(P, resolve_precision(P["precision"], dev), lr=lr, batch_size=batch_size, epochs=epochs, seed=seed)
+    cfg = train_config(P.train, resolve_precision(P.train.precision, dev), lr=lr, batch_size=batch_size,
+                       epochs=epochs, seed=seed)
     data = load_processed(data_dir / "train.pt")
     labels, prior = data["labels"], None
-    if not P["conditional"] and P["clusters"]:  # self-conditioning: cluster ids stand in for the unread digits
-        labels, prior = self_condition_labels(data["images"], P["clusters"], seed)
-    gan = gan_config(P, prior)
-    generator, discriminator = prepare_models(*build_gan(gan, P["init"]), cfg, dev, world)
+    if not cfg.conditional and cfg.clusters:  # self-conditioning: cluster ids stand in for the unread digits
+        labels, prior = self_condition_labels(data["images"], cfg.clusters, seed)
+    gan = gan_config(P.gan, cfg, P.normalize.image_size, prior)
+    generator, discriminator = prepare_models(*build_gan(gan, cfg.init), cfg, dev, world)
     trainer = Trainer(generator, discriminator, data["images"].to(dev), cfg, dev, rank, world, labels)
-    run_id = fingerprint({**asdict(cfg), **asdict(gan), "init": P["init"], "world": world, "max_steps": max_steps},
+    run_id = fingerprint({**asdict(cfg), **asdict(gan), "world": world, "max_steps": max_steps},
                          file_digest(data_dir / "train.pt"), script=Path(__file__))
     total = min(epochs * trainer.steps_per_epoch, max_steps or 10**12)
     epoch, step = load_checkpoint(checkpoint, run_id, trainer, total)
@@ -82,10 +81,12 @@ def main(
         mode = " conditional" if asks_digits(gan) else f" self-conditioned on {gan.num_classes} clusters" if gan.num_classes else ""
         typer.echo(f"train: {gan.model}{mode}, loss {cfg.loss}, "
                    f"{cfg.precision} on {dev.type}, {total - step} steps to go")
-    recorded = {**train_params(P), "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed}  # + CLI options
+    # the settings this run used (CLI options included), recorded with the weights
+    recorded = {**values(P.gan), **values(replace(P.train, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed)),
+                "normalize.image_size": P.normalize.image_size}
     grid_z, grid_y = fixed_inputs(trainer.latent_shape, gan, seed)
     probe = fid_probe(classifier, data_dir, dev, seed) if rank == 0 else None
-    log = RunLog(results, resume=epoch > 0, tensorboard=P["tensorboard"]) if rank == 0 else None
+    log = RunLog(results, resume=epoch > 0, tensorboard=cfg.tensorboard) if rank == 0 else None
 
     with progress_bar("train", total, step, disable=rank != 0) as (bar, task):
         def on_log(at: int, means: dict[str, float]) -> None:

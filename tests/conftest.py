@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ import torch
 from markdown_it import MarkdownIt
 from PIL import Image
 
+from mnist_gan.configs import GANConfig, TrainConfig
 from mnist_gan.data import fetch_raw, load_split
+from mnist_gan.params import load_params
 from mnist_gan.storage import save_torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +28,19 @@ for _var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):  # CI machines have no gi
     os.environ.setdefault(_var, "mnist-gan tests")
 for _var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
     os.environ.setdefault(_var, "tests@mnist-gan.invalid")
+
+
+DEFAULTS = load_params(ROOT / "params.yaml")  # the committed settings: configs in tests start from them
+
+
+def seeds_gan(**changes) -> GANConfig:
+    """The committed network settings as the seeds' plain DCGAN (unconditional, BatchNorm D, no spectral norm)."""
+    return replace(DEFAULTS.gan, spectral_norm=False, **changes)
+
+
+def seeds_train(**changes) -> TrainConfig:
+    """The seeds' training recipe on the committed settings: bce, lr_d = lr, no EMA or penalty, fp32."""
+    return replace(DEFAULTS.train, loss="bce", lr_d=None, gp_weight=0.0, ema_decay=0.0, precision="fp32", **changes)
 
 
 def run(cmd, cwd, check: bool = True, env: dict | None = None, **kw) -> str:

@@ -1,5 +1,7 @@
 """Self-conditioning: k-means clusters stand in for digit labels, and the model stays unconditional for its user."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -7,12 +9,12 @@ from typer.testing import CliRunner
 from mnist_gan.clusters import deskew, kmeans, self_condition_labels
 from mnist_gan.config import gan_config
 from mnist_gan.ema import recalibrate_bn
-from mnist_gan.models import GANConfig, asks_digits, build_gan, random_labels, weights_file
+from mnist_gan.models import asks_digits, build_gan, random_labels, weights_file
 from mnist_gan.params import load_params
 from mnist_gan.sampling import generate, interpolation
 from mnist_gan.storage import save_torch
 from stages import sample
-from tests.conftest import ROOT, run_stage, set_params, train_cmd
+from tests.conftest import ROOT, run_stage, seeds_gan, set_params, train_cmd
 
 PRIOR = [0.5, 0.3, 0.15, 0.05]
 
@@ -62,7 +64,7 @@ def test_self_condition_labels_are_sorted_by_size_and_deterministic(tiny_data):
 
 def self_conditioned(tmp_path=None):
     torch.manual_seed(0)
-    generator, _ = build_gan(GANConfig(num_classes=len(PRIOR), class_prior=PRIOR), "dcgan")
+    generator, _ = build_gan(seeds_gan(num_classes=len(PRIOR), class_prior=PRIOR), "dcgan")
     with torch.no_grad():
         for layer in generator.modules():  # give clusters an effect (conditional BN starts as plain BN)
             if isinstance(layer, torch.nn.Embedding):
@@ -74,12 +76,12 @@ def self_conditioned(tmp_path=None):
 
 
 def test_random_labels_follow_the_cluster_prior():
-    cfg = GANConfig(num_classes=len(PRIOR), class_prior=PRIOR)
+    cfg = seeds_gan(num_classes=len(PRIOR), class_prior=PRIOR)
     drawn = random_labels(cfg, 20000, torch.Generator().manual_seed(0))
     shares = torch.bincount(drawn, minlength=4).double() / len(drawn)
     assert torch.allclose(shares, torch.tensor(PRIOR, dtype=torch.double), atol=0.01)
-    assert not asks_digits(cfg) and asks_digits(GANConfig(num_classes=10)) and not asks_digits(GANConfig())
-    assert random_labels(GANConfig(), 5, torch.Generator()) is None
+    assert not asks_digits(cfg) and asks_digits(seeds_gan(num_classes=10)) and not asks_digits(seeds_gan())
+    assert random_labels(seeds_gan(), 5, torch.Generator()) is None
 
 
 def test_a_self_conditioned_generator_samples_unconditionally_and_reproducibly():
@@ -107,12 +109,12 @@ def test_sample_refuses_a_digit_from_a_self_conditioned_generator(tmp_path):
 
 def test_clusters_follow_conditional_in_the_config():
     p = load_params(ROOT / "params.yaml")
-    assert p["clusters"] > 0, "conditional=false alone must give the self-conditioned model"
-    unconditional = gan_config({**p, "conditional": False}, PRIOR)
+    assert p.train.clusters > 0, "conditional=false alone must give the self-conditioned model"
+    unconditional = gan_config(p.gan, replace(p.train, conditional=False), 28, PRIOR)
     assert unconditional.num_classes == 4 and unconditional.class_prior == PRIOR
-    conditional = gan_config({**p, "conditional": True}, PRIOR)
+    conditional = gan_config(p.gan, replace(p.train, conditional=True), 28, PRIOR)
     assert conditional.num_classes == 10 and conditional.class_prior is None
-    assert gan_config({**p, "conditional": False, "clusters": 0}).num_classes == 0
+    assert gan_config(p.gan, replace(p.train, conditional=False, clusters=0), 28).num_classes == 0
 
 
 @pytest.mark.slow

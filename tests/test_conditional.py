@@ -1,25 +1,27 @@
 """Asking for a digit: the sample CLI's --digit, and evaluation of a conditional generator on known answers."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from mnist_gan.classifier import ClassifierConfig, predict, train_classifier
+from mnist_gan.classifier import predict, train_classifier
 from mnist_gan.data import load_split, to_float
 from mnist_gan.evaluation import evaluate
 from mnist_gan.metrics import fid
-from mnist_gan.models import GANConfig, build_gan, weights_file
+from mnist_gan.models import build_gan, weights_file
 from mnist_gan.storage import save_torch
 from stages import sample
-from tests.conftest import run_stage
+from tests.conftest import DEFAULTS, run_stage, seeds_gan
 
 runner = CliRunner()
 
 
 def conditional_weights(tmp_path, conditional=True):
     torch.manual_seed(0)
-    generator, _ = build_gan(GANConfig(num_classes=10 if conditional else 0), "dcgan")
+    generator, _ = build_gan(seeds_gan(num_classes=10 if conditional else 0), "dcgan")
     path = tmp_path / ("cond.pt" if conditional else "uncond.pt")
     save_torch(weights_file(generator.eval()), path)
     return path
@@ -71,7 +73,7 @@ class RealDigits(nn.Module):
 
     def __init__(self, images, labels):
         super().__init__()
-        self.cfg, self.latent_shape = GANConfig(num_classes=10), (4,)
+        self.cfg, self.latent_shape = seeds_gan(num_classes=10), (4,)
         self.anchor = nn.Parameter(torch.zeros(()))  # gives it a device
         self.by_digit = [to_float(images[labels == d]) for d in range(10)]
 
@@ -84,7 +86,7 @@ class RealDigits(nn.Module):
 @pytest.mark.slow
 def test_label_accuracy_and_per_digit_fid_on_real_digits(raw_mnist):
     train, test = load_split(raw_mnist, train=True), load_split(raw_mnist, train=False)
-    classifier = train_classifier(train[0][:4000], train[1][:4000], ClassifierConfig(epochs=1), torch.device("cpu"))
+    classifier = train_classifier(train[0][:4000], train[1][:4000], replace(DEFAULTS.classifier, epochs=1, precision="fp32"), torch.device("cpu"))
     small_train = (train[0][:5000], train[1][:5000])
     result = evaluate(RealDigits(*test), classifier, small_train, test, n=1000, seed=0, k=3)
     gen, floor = result.metrics["generated"], result.metrics["real_floor"]

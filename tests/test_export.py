@@ -14,10 +14,10 @@ from markdown_it import MarkdownIt
 
 from mnist_gan.export import check_onnx, export_onnx, load_safetensors, metadata, model_kind, save_safetensors
 from mnist_gan.model_card import render
-from mnist_gan.models import GANConfig, build_gan, weights_file
+from mnist_gan.models import build_gan, weights_file
 from mnist_gan.sampling import generate
 from mnist_gan.storage import PipelineError, save_torch
-from tests.conftest import ROOT, run_stage
+from tests.conftest import ROOT, run_stage, seeds_gan
 
 METRICS = {"generated": {"fid": 12.5, "classifier_score": 9.5, "classes_covered": 10, "kl_to_uniform": 0.01,
                          "precision": 0.8, "recall": 0.75},
@@ -33,7 +33,7 @@ KINDS = {  # kind -> GANConfig overrides
 def trained_like(kind: str, model: str = "dcgan", seed: int = 0) -> dict:
     """A generator weights file as the train stage writes it (random weights, BN statistics not the defaults)."""
     torch.manual_seed(seed)
-    generator, _ = build_gan(GANConfig(model=model, **KINDS[kind]), "dcgan")
+    generator, _ = build_gan(seeds_gan(model=model, **KINDS[kind]), "dcgan")
     with torch.no_grad():  # label embeddings start at zero (plain BN): give labels an effect, and BatchNorm
         for p in generator.parameters():  # real running statistics from a few train-mode passes
             p.add_(torch.randn_like(p) * 0.1)
@@ -99,7 +99,7 @@ def test_onnx_matches_torch_with_dynamic_batch(exported):
 @pytest.mark.slow
 def test_onnx_check_fails_for_a_different_generator(exported, tmp_path):
     kind, _, out = exported
-    other, _ = build_gan(GANConfig(**KINDS[kind]), "dcgan")  # same shape, other weights
+    other, _ = build_gan(seeds_gan(**KINDS[kind]), "dcgan")  # same shape, other weights
     with pytest.raises(PipelineError, match="onnxruntime differs from torch"):
         check_onnx(out / "generator.onnx", other.eval())
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_gan.models import Discriminator, GANConfig, build_gan, weights_file
+from mnist_gan.models import Discriminator, build_gan, weights_file
 from mnist_gan.storage import file_digest, save_torch
-from tests.conftest import ROOT, run_stage as stage, signal_when, train_cmd
+from tests.conftest import ROOT, run_stage as stage, seeds_gan, signal_when, train_cmd
 
 pytestmark = pytest.mark.slow  # real stage processes (~4 s of imports each), kills and resumes
 GOOD_PARAMS = (ROOT / "params.yaml").read_text()
@@ -37,7 +37,7 @@ def digest(folder: Path) -> dict[str, str]:
 def sampled(tmp_path_factory):
     """A generator and the sample stage's outputs, to check that a failing stage leaves them as they were."""
     out = tmp_path_factory.mktemp("sampled")
-    generator, _ = build_gan(GANConfig())
+    generator, _ = build_gan(seeds_gan())
     save_torch(weights_file(generator), out / "generator.pt")
     done = stage("stages.sample", "--weights", out / "generator.pt", "--out", out / "s" / "grid.png", "--n", "8")
     assert done.returncode == 0, done.stderr
@@ -93,7 +93,7 @@ def test_weights_truncated_other_architecture_or_code(tmp_path, sampled):
     cases["truncated"] = tmp_path / "truncated.pt"
     cases["truncated"].write_bytes(good[: len(good) // 3])
     cases["discriminator"] = tmp_path / "discriminator.pt"
-    save_torch({**weights_file(Discriminator(GANConfig())), "config": weights_file(Discriminator(GANConfig()))["config"]},
+    save_torch({**weights_file(Discriminator(seeds_gan())), "config": weights_file(Discriminator(seeds_gan()))["config"]},
                cases["discriminator"])
     cases["mlp config, dcgan weights"] = tmp_path / "mixed.pt"
     mixed = torch.load(sampled / "generator.pt", weights_only=True)

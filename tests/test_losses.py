@@ -1,6 +1,7 @@
 """Each objective on logits with known answers, and the regularizers on discriminators with known gradients."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -111,12 +112,12 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_and_differentiable():
 def test_penalties_combine_with_any_loss_by_params_alone():
     """gp_weight and r1_gamma switch their penalty on for any loss; null gp_weight = the loss's own default."""
     from mnist_gan.config import penalty_weights
-    from mnist_gan.params import load_params
+    from tests.conftest import DEFAULTS
 
-    p = load_params()
-    assert penalty_weights({**p, "loss": "wgan-gp", "gp_weight": None})["gp_weight"] == 10.0
-    assert penalty_weights({**p, "loss": "hinge", "gp_weight": None})["gp_weight"] == 0.0
-    assert penalty_weights({**p, "loss": "hinge", "gp_weight": 2.5, "r1_gamma": 1.0}) == {"gp_weight": 2.5, "r1_gamma": 1.0}
+    t = DEFAULTS.train
+    assert penalty_weights(replace(t, loss="wgan-gp", gp_weight=None))["gp_weight"] == 10.0
+    assert penalty_weights(replace(t, loss="hinge", gp_weight=None))["gp_weight"] == 0.0
+    assert penalty_weights(replace(t, loss="hinge", gp_weight=2.5, r1_gamma=1.0)) == {"gp_weight": 2.5, "r1_gamma": 1.0}
 
 
 def test_no_module_branches_on_a_loss_name():

@@ -14,10 +14,11 @@ from mnist_gan.config import gan_config
 from mnist_gan.families import FAMILIES
 from mnist_gan.layers import ConditionalBatchNorm2d
 from mnist_gan.models import build_gan, has_batch_stats, weights_file
-from mnist_gan.params import SCHEMA, load_params
+from mnist_gan.params import SCHEMA
 from mnist_gan.sampling import load_generator
 from mnist_gan.storage import save_torch
-from mnist_gan.training import TrainConfig, make_optimizers, train_step
+from mnist_gan.training import make_optimizers, train_step
+from tests.conftest import DEFAULTS, seeds_train
 
 # The five seed systems as params overrides (the README recipes use the same values).
 PRESETS = {
@@ -35,12 +36,10 @@ SEEDS = {"conditional": False, "loss": "bce", "spectral_norm": False, "r1_gamma"
 
 def config(name: str, **extra):
     """The GANConfig of a preset, from the seeds' settings (not the project's default) plus `extra`."""
-    params = load_params()
     overrides = {**SEEDS, **PRESETS[name], **extra}
     image_size = overrides.pop("image_size", 28)
-    params.update(overrides)
-    params["normalize"] = {**params["normalize"], "image_size": image_size}
-    return gan_config(params)
+    params = DEFAULTS.updated(**overrides)
+    return gan_config(params.gan, params.train, image_size)
 
 
 @pytest.mark.parametrize("conditional", [False, True])
@@ -146,13 +145,13 @@ def test_one_training_step_changes_both_networks(name):
     torch.manual_seed(0)
     cfg = config(name)
     generator, discriminator = build_gan(cfg)
-    opt_g, opt_d = make_optimizers(generator, discriminator, TrainConfig())
+    opt_g, opt_d = make_optimizers(generator, discriminator, seeds_train())
     before_g = [p.detach().clone() for p in generator.parameters()]
     before_d = [p.detach().clone() for p in discriminator.parameters()]
     d_before = copy.deepcopy(discriminator)
     real = torch.rand(8, 1, cfg.image_size, cfg.image_size) * 2 - 1
     stats = train_step(generator, discriminator, opt_g, opt_d, real[None], torch.randn(1, 8, *generator.latent_shape),
-                       TrainConfig())
+                       seeds_train())
     assert set(stats) == {"loss_d", "loss_g", "d_real", "d_fake"}
     assert all(torch.isfinite(v) for v in stats.values())
     # D(x) is logged as the loss reads it (bce: a probability) from D's outputs before its update

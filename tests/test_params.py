@@ -1,13 +1,17 @@
 """params.yaml validation: every bad value gives one line naming the key, the value and what is allowed."""
 
+import dataclasses
 import re
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from mnist_gan.configs import Params
 from mnist_gan.params import SCHEMA, ParamsError, check_value, load_params, validate
+from stages import sample
 from tests.conftest import ROOT
 
 
@@ -25,7 +29,7 @@ def error_for(raw) -> str:
 
 def test_the_committed_params_are_valid():
     params = load_params(ROOT / "params.yaml")
-    assert params["lr"] == 0.0002 and params["model"] == "dcgan"
+    assert params.train.lr == 0.0002 and params.gan.model == "dcgan"
 
 
 @pytest.mark.parametrize("key, value, allowed", [
@@ -114,7 +118,7 @@ def test_every_float_spelling_reads_as_a_float(tmp_path, text):
     body = (ROOT / "params.yaml").read_text()
     body = re.sub(r"^lr: .*$", f"lr: {text}", body, flags=re.M)
     (tmp_path / "params.yaml").write_text(body)
-    assert load_params(tmp_path / "params.yaml")["lr"] == pytest.approx(2e-4)
+    assert load_params(tmp_path / "params.yaml").train.lr == pytest.approx(2e-4)
 
 
 def test_yaml_syntax_error_is_one_line(tmp_path):
@@ -149,3 +153,53 @@ def test_fuzz_any_value_is_accepted_or_refused_in_one_line(key, value):
     except ParamsError as e:
         assert "\n" not in str(e)
         assert leaf in str(e) or "image_size" in str(e)  # the key named, or the size rule that spans two keys
+
+
+def test_every_setting_is_declared_once_with_rule_and_help_and_no_default():
+    """configs.py is the one declaration: a setting has a rule and a help line and no default of its own (its
+    value lives in params.yaml only); a derived field has no rule; no key is declared by two configs."""
+    seen = []
+    for group in dataclasses.fields(Params):
+        config = group.metadata["config"]
+        for f in dataclasses.fields(config):
+            if "rule" in f.metadata:
+                assert f.metadata["help"].strip(), f"{config.__name__}.{f.name}: no help"
+                assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, \
+                    f"{config.__name__}.{f.name} has a default; params.yaml holds the value"
+                seen.append(f.name if group.metadata["top"] else f"{group.name}.{f.name}")
+            else:
+                assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING, \
+                    f"{config.__name__}.{f.name}: a derived field needs a default"
+    assert len(seen) == len(set(seen)) == len(all_keys)
+
+
+def test_the_params_come_back_as_the_file_says(tmp_path):
+    params = load_params(ROOT / "params.yaml")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params.as_dict() == validate(raw)
+    assert params.updated(lr=0.001, sample={"seed": 3}).train.lr == 0.001
+    assert params.updated(sample={"seed": 3}).sample == dataclasses.replace(params.sample, seed=3)
+    assert params.flat()["sample.seed"] == params.sample.seed and params.flat()["lr"] == params.train.lr
+    with pytest.raises(KeyError):
+        params.updated(learning_rate=0.1)
+
+
+def test_choices_of_a_registry_are_its_keys():
+    """model and loss take the registries' names, read when a value is checked: a new family or objective is
+    allowed by being registered, nothing else."""
+    from mnist_gan.families import FAMILIES
+    from mnist_gan.losses import OBJECTIVES
+
+    for name in FAMILIES:
+        assert check_value("model", name) == name
+    for name in OBJECTIVES:
+        assert check_value("loss", name) == name
+    with pytest.raises(ParamsError, match="one of " + " \\| ".join(OBJECTIVES)):
+        check_value("loss", "wasserstein")
+
+
+def test_help_of_a_stage_option_is_the_settings_own():
+    from mnist_gan.configs import help_of
+
+    result = CliRunner().invoke(sample.app, ["--help"], terminal_width=200)
+    assert help_of("sample.n_images") in result.output

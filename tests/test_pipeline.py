@@ -1,12 +1,16 @@
 """The DAG itself: dvc.yaml and params.yaml agree, and a real `dvc repro` / `dvc exp run` in a temp repo."""
 
+import ast
+import dataclasses
 import json
 import re
+import sys
 
 import pytest
 import torch
 import yaml
 
+from mnist_gan.configs import Params, settings
 from mnist_gan.params import SCHEMA
 from tests.conftest import DVC, ROOT, run
 
@@ -38,13 +42,13 @@ def test_every_listed_param_exists_and_library_deps_exist():
 
 
 def library_closure(source: str) -> set[str]:
-    """The mnist_gan modules a stage imports, directly or through each other (not via cli/params, which
+    """The mnist_gan modules a stage imports, directly or through each other (not cli/params/rules, which
     only validate and report errors: params are tracked by DVC's own `params:`)."""
     modules = {p.stem: p.read_text() for p in (ROOT / "src" / "mnist_gan").glob("*.py")}
     seen, todo = set(), re.findall(r"(?:from|import) mnist_gan\.(\w+)", source)
     while todo:
         name = todo.pop()
-        if name not in seen and name in modules and name not in ("cli", "params"):
+        if name not in seen and name in modules and name not in ("cli", "params", "rules"):
             seen.add(name)
             todo += re.findall(r"(?:from|import) mnist_gan\.(\w+)", modules[name])
     return seen
@@ -122,8 +126,69 @@ def test_the_library_has_no_import_cycles():
         visit(module)
 
 
-def test_every_top_level_param_is_a_train_param_and_back():
-    """`dvc exp run -S key=...` on a top-level key must rerun train: dvc.yaml lists exactly those keys."""
-    listed = set(dvc_yaml()["stages"]["train"]["params"])
+def settings_read(script: str) -> set[str]:
+    """The params.yaml keys a stage script reads, from its source: `P.<config>.<key>` is one key, `P.<config>`
+    handed on whole is every key of that config, `P` itself (or `P.flat()`) is the whole file ("*")."""
+    groups = {f.name: f for f in dataclasses.fields(Params)}
+
+    def keys(group: str, only: str | None = None) -> set[str]:
+        f = groups[group]
+        prefix = "" if f.metadata["top"] else f"{group}."
+        assert only is None or only in settings(f.metadata["config"]), f"{script}: P.{group}.{only} is no setting"
+        return {prefix + k for k in ([only] if only else settings(f.metadata["config"]))}
+
+    tree = ast.parse((ROOT / script).read_text())
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    read: set[str] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Name) and node.id == "P") or isinstance(parents[node], ast.Assign):
+            continue
+        first = parents[node]
+        if not isinstance(first, ast.Attribute) or first.attr not in groups:
+            read.add("*")  # P handed on, or P.flat(): the stage shows or passes every setting
+            continue
+        second = parents[first]
+        read |= keys(first.attr, second.attr if isinstance(second, ast.Attribute) else None)
+    return read
+
+
+def settings_listed(stage: dict) -> set[str]:
+    """The keys a dvc.yaml stage's `params:` names, sections expanded to their keys; the whole file is "*"."""
+    out: set[str] = set()
+    for entry in stage.get("params", []):
+        if isinstance(entry, dict):
+            out.add("*")
+        elif isinstance(SCHEMA.get(entry), dict):
+            out |= {f"{entry}.{k}" for k in SCHEMA[entry]}
+        else:
+            out.add(entry)
+    return out
+
+
+@pytest.mark.parametrize("name", dvc_yaml()["stages"])
+def test_each_stage_lists_exactly_the_params_it_reads(name):
+    """Both ways: a setting a stage reads but dvc.yaml does not list would make `dvc exp run -S key=...` silently
+    stale; a listed one it never reads would rerun the stage for nothing."""
+    read, listed = settings_read(f"stages/{name}.py"), settings_listed(dvc_yaml()["stages"][name])
+    if "*" in listed or "*" in read:  # the whole file: only right for a stage that shows every setting
+        assert "*" in listed and "*" in read, f"{name}: dvc.yaml lists the whole params.yaml iff the stage reads it"
+        return
+    assert not read - listed, f"{name} reads {sorted(read - listed)}: add them to its params in dvc.yaml"
+    assert not listed - read, f"{name} lists {sorted(listed - read)} in dvc.yaml but never reads them"
+
+
+def test_every_top_level_param_reruns_train():
+    """`dvc exp run -S key=...` works on every top-level key: the train stage reads each one."""
     top_level = {k for k, rule in SCHEMA.items() if not isinstance(rule, dict)}
-    assert listed - {"normalize.image_size"} == top_level
+    assert top_level <= settings_read("stages/train.py")
+
+
+def test_the_reader_sees_what_a_stage_reads(tmp_path, monkeypatch):
+    """settings_read itself: a key, a whole config, the whole file."""
+    script = tmp_path / "stages" / "x.py"
+    script.parent.mkdir()
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    script.write_text("P = load()\nn = P.sample.n_images\nf(P.evaluate)\n")
+    assert settings_read("stages/x.py") == {"sample.n_images", *(f"evaluate.{k}" for k in SCHEMA["evaluate"])}
+    script.write_text("P = load()\nshow(P.flat())\nlr = P.train.lr\n")
+    assert settings_read("stages/x.py") == {"*", "lr"}

@@ -10,7 +10,7 @@ from mnist_gan.families import FAMILIES
 from mnist_gan.losses import OBJECTIVES
 from mnist_gan.storage import load_torch
 from stages import train
-from tests.conftest import run_stage, signal_when, train_cmd
+from tests.conftest import DEFAULTS, run_stage, seeds_gan, seeds_train, signal_when, train_cmd
 
 runner = CliRunner()
 
@@ -61,12 +61,12 @@ def test_changed_params_start_over(tmp_path, tiny_data):
 def test_nan_loss_stops_naming_epoch_and_step(tiny_data):
     """A NaN weight (as an overflow would leave) makes every loss NaN from the first step: caught at once."""
     from mnist_gan.data import load_processed
-    from mnist_gan.models import GANConfig, build_gan
+    from mnist_gan.models import build_gan
     from mnist_gan.parallel import prepare_models
-    from mnist_gan.training import Diverged, Trainer, TrainConfig
+    from mnist_gan.training import Diverged, Trainer
 
-    cfg = TrainConfig(batch_size=32, log_every=4)
-    generator, discriminator = prepare_models(*build_gan(GANConfig(), "dcgan"), cfg, torch.device("cpu"))
+    cfg = seeds_train(batch_size=32, log_every=4)
+    generator, discriminator = prepare_models(*build_gan(seeds_gan(), "dcgan"), cfg, torch.device("cpu"))
     trainer = Trainer(generator, discriminator, load_processed(tiny_data / "train.pt")["images"], cfg,
                       torch.device("cpu"))
     trainer.run_epoch(1, 0)  # 8 healthy steps
@@ -77,11 +77,11 @@ def test_nan_loss_stops_naming_epoch_and_step(tiny_data):
 
 
 def test_ema_follows_the_ramp_and_bn_recalibration_matches_the_weights():
-    from mnist_gan.models import GANConfig, build_gan
+    from mnist_gan.models import build_gan
     from mnist_gan.ema import EMA, recalibrate_bn
 
     torch.manual_seed(0)
-    generator, _ = build_gan(GANConfig(num_classes=10), "dcgan")
+    generator, _ = build_gan(seeds_gan(num_classes=10), "dcgan")
     ema = EMA(generator, decay=0.999)
     start = [p.clone() for p in ema.model.parameters()]
     with torch.no_grad():
@@ -125,24 +125,23 @@ def test_every_family_objective_and_conditioning_trains_and_round_trips(family, 
     from mnist_gan.config import gan_config, train_config
     from mnist_gan.data import load_processed
     from mnist_gan.models import build_gan, weights_file
-    from mnist_gan.params import load_params
     from mnist_gan.parallel import prepare_models
     from mnist_gan.sampling import generate, load_generator
     from mnist_gan.storage import save_torch
     from mnist_gan.training import Trainer
 
     size = FAMILIES[family].image_size or 28
-    p = load_params()
-    p.update(model=family, loss=loss, batch_size=16, log_every=2, ema_bn_batches=2, d_steps=1,
-             **CONDITIONING[conditioning], normalize={**p["normalize"], "image_size": size})
+    p = DEFAULTS.updated(model=family, loss=loss, batch_size=16, log_every=2, ema_bn_batches=2, d_steps=1,
+                         **CONDITIONING[conditioning])
     data = load_processed(tiny_data / "train.pt")
     images = data["images"]
     if size != 28:
         images = F.interpolate(images.float(), size=(size, size), mode="bilinear").round().clamp(0, 255).byte()
     labels, prior = data["labels"], None
-    if not p["conditional"] and p["clusters"]:
-        labels, prior = self_condition_labels(data["images"], p["clusters"], seed=0)
-    cfg, gan = train_config(p, "fp32"), gan_config(p, prior)
+    if not p.train.conditional and p.train.clusters:
+        labels, prior = self_condition_labels(data["images"], p.train.clusters, seed=0)
+    cfg = train_config(p.train, "fp32")
+    gan = gan_config(p.gan, cfg, size, prior)
     generator, discriminator = prepare_models(*build_gan(gan, "dcgan"), cfg, torch.device("cpu"))
     trainer = Trainer(generator, discriminator, images, cfg, torch.device("cpu"), labels=labels)
     assert (trainer.labels is None) == (conditioning == "unconditional")

@@ -7,22 +7,13 @@ penultimate layer plays the role of Inception's pool3 features, its softmax that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_gan.configs import ClassifierConfig
 from mnist_gan.data import to_float
-
-
-@dataclass
-class ClassifierConfig:
-    epochs: int = 2
-    batch_size: int = 128
-    lr: float = 3e-3  # peak Adam learning rate of the one-cycle schedule
-    seed: int = 0
-    precision: str = "fp32"  # resolved: bf16 = autocast for training (weights, optimizer and features stay fp32)
 
 
 class MnistClassifier(nn.Module):

