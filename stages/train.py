@@ -13,6 +13,7 @@ from mnist_gan.cli import setting_option, checked_device, params_or_exit, progre
 from mnist_gan.config import gan_config, train_config
 from mnist_gan.configs import values
 from mnist_gan.data import load_processed
+from mnist_gan.metric_registry import TRAINING
 from mnist_gan.models import asks_digits, build_gan, weights_file
 from mnist_gan.params import digest
 from mnist_gan.parallel import check_replicas, prepare_models
@@ -23,7 +24,6 @@ from mnist_gan.utils import resolve_precision, seed_everything, set_cpu_threads,
 
 P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)
-LABELS = {"loss_d": "loss_d", "loss_g": "loss_g", "d_real": "D(x)", "d_fake": "D(G(z))", "fid": "FID"}
 
 
 def fid_probe(classifier: Path | None, data_dir: Path, device, seed: int):
@@ -90,7 +90,7 @@ def main(
 
     with progress_bar("train", total, step, disable=rank != 0) as (bar, task):
         def on_log(at: int, means: dict[str, float]) -> None:
-            bar.update(task, completed=at, stats="  ".join(f"{LABELS[k]} {v:.3f}" for k, v in means.items()))
+            bar.update(task, completed=at, stats="  ".join(f"{TRAINING['train/' + k].short} {v:.3f}" for k, v in means.items()))
             log.window(at, means)
 
         while epoch < epochs and step < total:
@@ -109,8 +109,9 @@ def main(
             save_torch(weights_file(trainer.d), models_dir / "discriminator.pt")
             save_torch({**trainer.state_dict(), "epoch": epoch, "step": step, "run_id": run_id}, checkpoint)
             trainer.g.train()
-            shown = {**means, **({"fid": fid} if fid is not None else {})}
-            bar.console.print(f"epoch {epoch}/{epochs}: " + "  ".join(f"{LABELS[k]} {v:.4f}" for k, v in shown.items())
+            shown = {**{f"train/{k}": v for k, v in means.items()}, **({"quality/fid": fid} if fid is not None else {})}
+            bar.console.print(f"epoch {epoch}/{epochs}: " + "  ".join(f"{TRAINING[k].short} {TRAINING[k].format(v)}"
+                                                                      for k, v in shown.items())
                               + f"  ({speed:.0f} img/s)", soft_wrap=True)
     if world > 1:
         check_replicas(trainer.generator, trainer.discriminator)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ from mnist_gan.params import load_params
 from mnist_gan.storage import save_torch
 
 ROOT = Path(__file__).resolve().parents[1]
-DVC = [sys.executable, "-m", "dvc"]
+PY = [sys.executable, "-m"]  # a module as a process: PY + ["stages.train", ...]
+DVC = PY + ["dvc"]
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 for _var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):  # CI machines have no git identity
     os.environ.setdefault(_var, "mnist-gan tests")
@@ -43,34 +45,39 @@ def seeds_train(**changes) -> TrainConfig:
     return replace(DEFAULTS.train, loss="bce", lr_d=None, gp_weight=0.0, ema_decay=0.0, precision="fp32", **changes)
 
 
-def run(cmd, cwd, check: bool = True, env: dict | None = None, **kw) -> str:
-    """Run a command (dvc, git, a stage) with the venv's tools first on PATH; return stdout + stderr."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           **(env or {})}
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
-    if check:
-        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout}{done.stderr}"
-    return done.stdout + done.stderr
+class Done(subprocess.CompletedProcess):
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
 
 
-def run_stage(*args, params: Path | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """`python -m <args>` (a stage, or any module) as a real process; params.yaml from `params` if given."""
+def run(cmd: list, cwd: Path = ROOT, *, check: bool = True, params: Path | None = None, env: dict | None = None,
+        signal: int | None = None, when: Callable[[], object] | None = None, settle: float = 0.0, poll: float = 0.01,
+        timeout: float | None = None, **popen) -> Done:
+    """The one way tests start a process (dvc, git, a stage: `PY + ["stages.sample", ...]`): a real one, with the
+    venv's tools first on PATH, this repo importable and params.yaml from `params` if given. With `signal`: send it
+    once `when()` holds (waiting up to 120 s) and `settle` s more, as a crash or a user's Ctrl-C would. Returns the
+    finished process (`.output` = stdout + stderr); `check` asserts it exited 0, showing its output if not."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           **({"MNIST_GAN_PARAMS": str(params)} if params else {})}
-    return subprocess.run([sys.executable, "-m", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True)
-
-
-def signal_when(cmd: list[str], ready, sig: int, poll: float = 0.01, settle: float = 0.0, **popen) -> subprocess.Popen:
-    """Start `cmd`, wait (up to 120 s) until ready() or the process ends, wait `settle` s more, send `sig`;
-    return the process after it exits (its stdout/stderr are readable if piped)."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, **{"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen})
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not ready():
-        time.sleep(poll)
-    time.sleep(settle)
-    proc.send_signal(sig)
-    return proc
+           **({"MNIST_GAN_PARAMS": str(params)} if params else {}), **(env or {})}
+    cmd = [str(c) for c in cmd]
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    if signal is not None:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and not when():
+            time.sleep(poll)
+        time.sleep(settle)
+        proc.send_signal(signal)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    done = Done(cmd, proc.returncode, stdout, stderr)
+    if check:
+        assert done.returncode == 0, f"{cmd} failed:\n{done.output}"
+    return done
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +92,7 @@ def small_repo(tmp_path_factory, raw_mnist):
         # a 1-epoch classifier on 4,000 images: a smaller honest bar (the full run must reach 99%)
         "classifier.epochs": 1, "classifier.max_train_images": 4000, "classifier.min_accuracy": 0.9})
     run(["git", "commit", "-qam", "small params"], repo)
-    out = run(DVC + ["repro"], repo)
+    out = run(DVC + ["repro"], repo).output
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "reproduced"], repo)
     return repo, out

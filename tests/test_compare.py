@@ -6,7 +6,7 @@ import re
 
 import pytest
 from PIL import Image
-from tests.conftest import CHROMIUM, DVC, committed_copy, images_outside_tables, render, run, run_stage, tables
+from tests.conftest import CHROMIUM, DVC, committed_copy, images_outside_tables, PY, render, run, tables
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def swept(small_repo, tmp_path_factory):
 
 
 def compare(repo, *args, check=True):
-    done = run_stage("stages.compare", *args, cwd=repo)
+    done = run(PY + ["mnist_gan.commands", "compare", *args], repo, check=False)
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done

@@ -14,7 +14,7 @@ def test_torchrun_two_cpu_processes(tmp_path, tiny_data):
     log = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                "-m", "stages.train", str(tiny_data), str(out), "--results", str(tmp_path / "results"),
                "--checkpoint", str(out / "checkpoint.pt"), "--epochs", "2", "--batch-size", "32", "--device", "cpu"],
-              ROOT)
+              ROOT).output
     assert "ddp: 2 processes, replicas identical" in log  # all_gather of both models' full state
     assert log.count("epoch 2/2:") == 1, log  # only rank 0 logs
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "discriminator.pt", "generator.pt"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 
 import pytest
@@ -17,7 +16,7 @@ from mnist_gan.model_card import render
 from mnist_gan.models import build_gan, weights_file
 from mnist_gan.sampling import generate
 from mnist_gan.storage import PipelineError, save_torch
-from tests.conftest import ROOT, run_stage, seeds_gan
+from tests.conftest import PY, ROOT, run, seeds_gan
 
 METRICS = {"generated": {"fid": 12.5, "classifier_score": 9.5, "classes_covered": 10, "kl_to_uniform": 0.01,
                          "precision": 0.8, "recall": 0.75},
@@ -54,7 +53,7 @@ def exported(request, tmp_path_factory):
     save_torch(weights, out / "generator.pt")
     (out / "metrics.json").write_text(json.dumps(METRICS))
     (out / "grid.png").write_bytes((ROOT / "docs" / "samples.png").read_bytes())
-    done = run_stage("stages.export", out / "generator.pt", out / "metrics.json", out / "grid.png", out)
+    done = run(PY + ["stages.export", out / "generator.pt", out / "metrics.json", out / "grid.png", out], check=False)
     assert done.returncode == 0, done.stderr
     assert "max |diff|" in done.stdout
     return kind, weights, out
@@ -136,8 +135,7 @@ def test_model_card_loading_code_runs_as_written(exported):
     assert len(blocks) == 2
     for code in blocks:
         check = code + "\nassert tuple(images.shape) == (16, 1, 28, 28), images.shape\n"
-        done = subprocess.run([sys.executable, "-c", check], cwd=out, capture_output=True, text=True)
-        assert done.returncode == 0, f"{code}\n{done.stderr}"
+        run([sys.executable, "-c", check], out)
 
 
 def test_card_renders_without_metrics_or_params():
@@ -157,7 +155,7 @@ def test_export_stage_fails_in_one_line(tmp_path):
         ([tmp_path / "generator.pt", tmp_path / "missing.json", tmp_path / "grid.png"], "run the evaluate stage"),
         ([tmp_path / "generator.pt", tmp_path / "metrics.json", tmp_path / "grid.png"], "not a valid torch file"),
     ):
-        done = run_stage("stages.export", *args, tmp_path / "out")
+        done = run(PY + ["stages.export", *args, tmp_path / "out"], check=False)
         assert done.returncode == 1, done.stderr
         assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not (tmp_path / "out").exists()  # nothing half-written

@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import torch
 
 from mnist_gan.models import Discriminator, build_gan, weights_file
 from mnist_gan.storage import file_digest, save_torch
-from tests.conftest import ROOT, run_stage as stage, seeds_gan, signal_when, train_cmd
+from tests.conftest import PY, ROOT, run, seeds_gan, train_cmd
 
 pytestmark = pytest.mark.slow  # real stage processes (~4 s of imports each), kills and resumes
 GOOD_PARAMS = (ROOT / "params.yaml").read_text()
@@ -39,7 +38,7 @@ def sampled(tmp_path_factory):
     out = tmp_path_factory.mktemp("sampled")
     generator, _ = build_gan(seeds_gan())
     save_torch(weights_file(generator), out / "generator.pt")
-    done = stage("stages.sample", "--weights", out / "generator.pt", "--out", out / "s" / "grid.png", "--n", "8")
+    done = run(PY + ["stages.sample", "--weights", out / "generator.pt", "--out", out / "s" / "grid.png", "--n", "8"], check=False)
     assert done.returncode == 0, done.stderr
     return out
 
@@ -72,8 +71,8 @@ def test_bad_params_stop_the_stage_before_it_touches_anything(tmp_path, sampled,
     params = tmp_path / "params.yaml"
     params.write_text(edit(GOOD_PARAMS, pattern, replacement))
     before = digest(sampled / "s")
-    done = stage("stages.sample", "--weights", sampled / "generator.pt", "--out", sampled / "s" / "grid.png",
-                 params=params)
+    done = run(PY + ["stages.sample", "--weights", sampled / "generator.pt", "--out", sampled / "s" / "grid.png"],
+               params=params, check=False)
     line = one_line_error(done, 2)
     assert line.startswith("error: ") and named in line, line
     assert digest(sampled / "s") == before
@@ -83,7 +82,7 @@ def test_bad_params_stop_the_stage_before_it_touches_anything(tmp_path, sampled,
 def test_float_spellings_of_yaml_and_dvc_are_accepted(tmp_path, sampled, spelling):
     params = tmp_path / "params.yaml"
     params.write_text(edit(GOOD_PARAMS, r"^lr: .*$", f"lr: {spelling}"))
-    done = stage("stages.sample", "--help", params=params)
+    done = run(PY + ["stages.sample", "--help"], params=params, check=False)
     assert done.returncode == 0, done.stderr
 
 
@@ -109,7 +108,7 @@ def test_weights_truncated_other_architecture_or_code(tmp_path, sampled):
     torch.save({"state_dict": RunsCode(), "config": {}}, cases["pickle with code"])
     cases["missing"] = tmp_path / "nothing-here.pt"
     for name, path in cases.items():
-        done = stage("stages.sample", "--weights", path, "--out", tmp_path / name / "grid.png")
+        done = run(PY + ["stages.sample", "--weights", path, "--out", tmp_path / name / "grid.png"], check=False)
         line = one_line_error(done, 1)
         assert str(path) in line, (name, line)
         assert not (tmp_path / name).exists(), name
@@ -126,9 +125,8 @@ def test_a_full_disk_fails_in_one_line_and_keeps_the_previous_output(tmp_path, s
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get the error from write(), not a signal
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
-    done = subprocess.run([sys.executable, "-m", "stages.sample", "--weights", str(sampled / "generator.pt"),
-                           "--out", str(sampled / "s" / "grid.png"), "--n", "64"], cwd=ROOT, capture_output=True,
-                          text=True, preexec_fn=small_files_only)
+    done = run(PY + ["stages.sample", "--weights", sampled / "generator.pt", "--out", sampled / "s" / "grid.png",
+                     "--n", "64"], check=False, preexec_fn=small_files_only)
     line = one_line_error(done, 1)
     assert line.startswith("error: cannot read or write") and "File too large" in line, line
     assert digest(sampled / "s") == before  # neither the grid nor the tensor was half-written
@@ -148,7 +146,7 @@ def test_corrupt_raw_file_is_named_by_normalize(tmp_path, raw_mnist):
     data = bytearray(target.read_bytes())
     data[4321] ^= 0xFF
     target.write_bytes(bytes(data))
-    line = one_line_error(stage("stages.normalize", root, tmp_path / "out"), 1)
+    line = one_line_error(run(PY + ["stages.normalize", root, tmp_path / "out"], check=False), 1)
     assert "train-labels-idx1-ubyte is corrupt" in line and "a25bea736e30d166cdddb491f175f624" in line
     assert not (tmp_path / "out").exists()
 
@@ -164,14 +162,13 @@ def test_sigkill_mid_checkpoint_write_then_resume_gives_the_same_bytes(tmp_path,
     resume below always starts from a run killed mid-write."""
     for attempt in range(5):
         out = tmp_path / f"run{attempt}"
-        signal_when(_train(resume_data, out), lambda: list(out.glob(".checkpoint.pt.*.tmp")), signal.SIGKILL,
-                    poll=0.0005).wait()
+        run(_train(resume_data, out), check=False, signal=signal.SIGKILL, when=lambda: list(out.glob(".checkpoint.pt.*.tmp")),
+            poll=0.0005)
         if list(out.glob(".checkpoint.pt.*.tmp")):
             break
     else:
         pytest.fail("in 5 attempts the kill never landed while a checkpoint was being written")
-    done = subprocess.run(_train(resume_data, out), cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    run(_train(resume_data, out))
     for name in ("generator.pt", "discriminator.pt"):
         assert (out / name).read_bytes() == (reference_run / name).read_bytes(), name
     assert not list(out.glob(".*.tmp")), "stale temporary files were not cleaned up"
@@ -181,13 +178,12 @@ def test_sigint_stops_cleanly_and_the_checkpoint_resumes(tmp_path, resume_data, 
     out = tmp_path / "run"
     # a shell without job control starts background jobs with SIGINT ignored (and Python keeps it so):
     # give the child the default disposition a terminal's Ctrl-C meets
-    proc = signal_when(_train(resume_data, out), (out / "checkpoint.pt").exists, signal.SIGINT, settle=0.3,  # mid-epoch 2
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    _, stderr = proc.communicate(timeout=60)
+    proc = run(_train(resume_data, out), check=False, signal=signal.SIGINT, when=(out / "checkpoint.pt").exists,
+               settle=0.3, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # mid-epoch 2
+    stderr = proc.stderr
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("error: interrupted (Ctrl-C)"), stderr
     assert "Traceback" not in stderr
-    done = subprocess.run(_train(resume_data, out), cwd=ROOT, capture_output=True, text=True)
+    done = run(_train(resume_data, out), check=False)
     assert "resuming from" in done.stdout, done.stdout + done.stderr
     assert (out / "generator.pt").read_bytes() == (reference_run / "generator.pt").read_bytes()

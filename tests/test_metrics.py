@@ -1,12 +1,15 @@
 """Metric functions on inputs with known answers."""
 
+import json
 import math
+import sys
 
 import pytest
 import torch
 
-from mnist_gan.metrics import (class_coverage, classifier_score, fid, knn_radii, nearest_training_images,
-                               precision_recall)
+from mnist_gan.metric_registry import METRICS
+from mnist_gan.metrics import (FUNCTIONS, Scored, class_coverage, classifier_score, fid, knn_radii,
+                               nearest_training_images, precision_recall, summarize)
 
 
 @pytest.fixture
@@ -63,3 +66,49 @@ def test_nearest_training_image():
     distance, index = nearest_training_images(samples, train)
     assert index.tolist() == [2, 1]
     assert distance.tolist() == pytest.approx([0.2, 0.4])
+
+
+def scored(n: int = 400, labels: bool = True, seed: int = 0) -> Scored:
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.softmax(3 * torch.randn(n, 10, generator=g), 1)
+    ref_labels = torch.arange(n) % 10
+    return Scored(probs, torch.randn(n, 8, generator=g), torch.randn(n, 8, generator=g), ref_labels,
+                  ref_labels.clone() if labels else None, torch.rand(n, generator=g) + 1, torch.rand(n, generator=g) + 1, 3)
+
+
+def test_each_registry_entry_has_exactly_one_function():
+    assert list(FUNCTIONS) == [k for k in METRICS if k in FUNCTIONS] and set(FUNCTIONS) == set(METRICS)
+
+
+def test_summarize_runs_every_metric_that_applies():
+    with_labels, without = summarize(scored()), summarize(scored(labels=False))
+    assert list(with_labels) == list(METRICS)  # the registry's order
+    assert set(METRICS) - set(without) == {"label_accuracy", "per_digit_fid_max"}  # they need each image's digit
+    s = scored()
+    assert (with_labels["precision"], with_labels["recall"]) == precision_recall(s.ref_features, s.features, 3)
+    assert with_labels["label_accuracy"] == float((s.probs.argmax(1) == s.labels).double().mean())
+
+
+def test_a_new_metric_is_one_function_and_one_entry(monkeypatch, tmp_path):
+    """What a newcomer writes for a new metric, and nothing else: it then reaches metrics.json (summarize), the
+    compare page's columns (best in bold) and the model card, with its label and direction."""
+    from mnist_gan.compare import Revision, build_page
+    from mnist_gan.metric_registry import Metric
+    from mnist_gan.model_card import card_metadata
+    from mnist_gan.metrics import metric
+
+    monkeypatch.setitem(METRICS, "confidence", Metric("confidence", "mean top-class probability", "conf.", "higher",
+                                                      ".3f", headline=True))
+    monkeypatch.setattr(sys.modules["mnist_gan.metrics"], "FUNCTIONS", dict(FUNCTIONS))
+    metric("confidence")(lambda s: float(s.probs.max(1).values.mean()))
+
+    values = summarize(scored())
+    assert values["confidence"] == pytest.approx(float(scored().probs.max(1).values.mean()))
+    runs = [Revision("a", "a", metrics={"generated": {**values, "confidence": 0.5}}),
+            Revision("b", "b", metrics={"generated": {**values, "confidence": 0.9}})]
+    build_page(runs, []).write(tmp_path, stem="compare")
+    html = (tmp_path / "compare.html").read_text()
+    assert "<th>conf.</th>" in html and "<strong>0.9</strong>" in html
+    meta = {"config": json.dumps({"model": "dcgan"}), "kind": "conditional",
+            "metrics": json.dumps({"generated": values, "real_floor": values})}
+    assert "confidence" in card_metadata(meta)["metrics"]

@@ -74,22 +74,22 @@ def test_repro_produces_every_output(small_repo):  # the fast tier's one real (t
     assert (repo / "reports" / "report.md").is_file()
     for name in ("generator.safetensors", "generator.onnx", "MODEL_CARD.md", "samples.png"):
         assert (repo / "models" / name).is_file(), name
-    assert "up to date" in run(DVC + ["status"], repo)
+    assert "up to date" in run(DVC + ["status"], repo).output
 
 
 @pytest.mark.slow
 def test_exp_run_reruns_only_what_depends_on_lr_and_repro_is_then_a_noop(small_repo):
     repo, _ = small_repo
-    out = run(DVC + ["exp", "run", "-S", "lr=0.0001"], repo)
+    out = run(DVC + ["exp", "run", "-S", "lr=0.0001"], repo).output
     for stage in ("fetch", "normalize", "classifier"):
         assert f"Stage '{stage}' didn't change, skipping" in out, out
         assert f"Running stage '{stage}'" not in out
     for stage in ("train", "sample", "evaluate", "report"):
         assert f"Running stage '{stage}'" in out, out
     assert yaml.safe_load((repo / "params.yaml").read_text())["lr"] == 0.0001
-    shown = run(DVC + ["exp", "show", "--md"], repo)
+    shown = run(DVC + ["exp", "show", "--md"], repo).output
     assert "0.0001" in shown and "generated.fid" in shown and "train.loss_d" in shown, shown
-    noop = run(DVC + ["repro"], repo)
+    noop = run(DVC + ["repro"], repo).output
     assert "Running stage" not in noop
 
 
@@ -100,7 +100,7 @@ def test_a_page_style_edit_reruns_only_the_report(small_repo, tmp_path):
     repo = committed_copy(small_repo[0], tmp_path / "css")
     page = repo / "src" / "mnist_gan" / "page.py"
     page.write_text(page.read_text().replace("color: #222;", "color: #111;", 1))
-    out = run(DVC + ["repro"], repo)
+    out = run(DVC + ["repro"], repo).output
     assert "Running stage 'report'" in out
     ran = re.findall(r"Running stage '(\w+)'", out)
     assert ran == ["report"], out

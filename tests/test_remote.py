@@ -135,14 +135,13 @@ def test_unreachable_s3_fails_fast_and_loses_nothing(s3_server, repo_a, tmp_path
     before = file_digest(repo_a / "models" / "generator.pt")
     for command in (["push"], ["pull", "models/generator.pt", "--force"]):
         started = time.perf_counter()
-        done = subprocess.run(DVC + command, cwd=repo_a, capture_output=True, text=True,
-                              env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        done = run(DVC + command, repo_a, check=False)
         elapsed = time.perf_counter() - started
         assert done.returncode != 0
         assert "ERROR" in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert elapsed < 20, f"dvc {command[0]} took {elapsed:.1f} s to fail"
     assert file_digest(repo_a / "models" / "generator.pt") == before
-    assert "up to date" in run(DVC + ["status"], repo_a)
+    assert "up to date" in run(DVC + ["status"], repo_a).output
 
 
 @pytest.mark.slow
@@ -166,14 +165,13 @@ def test_remote_faults_fail_clearly_and_fast(s3_server, repo_a, fault):
     else:
         run(DVC + ["remote", "modify", "s3", "url", "s3://no-such-bucket/mnist-gan"], repo_a)
     started = time.perf_counter()
-    done = subprocess.run(DVC + ["push"], cwd=repo_a, capture_output=True, text=True,
-                          env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    done = run(DVC + ["push"], repo_a, check=False)
     elapsed = time.perf_counter() - started
     assert done.returncode != 0, done.stdout
     assert "ERROR" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert elapsed < 20
     print(f"\n{fault}: {[l for l in done.stderr.splitlines() if l.startswith('ERROR')][:1]} ({elapsed:.1f} s)")
-    assert "up to date" in run(DVC + ["status"], repo_a)
+    assert "up to date" in run(DVC + ["status"], repo_a).output
 
 
 @pytest.mark.slow
@@ -192,7 +190,7 @@ def test_exp_push_and_pull_share_an_experiment_with_its_weights(repo_a, tmp_path
     run(["git", "clone", "-q", "-b", "main", str(shared), str(repo_b)], tmp_path)
     run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_b)
     run(DVC + ["exp", "pull", "origin", "lr-half"], repo_b)
-    assert "lr-half" in run(DVC + ["exp", "list", "--all-commits"], repo_b)
+    assert "lr-half" in run(DVC + ["exp", "list", "--all-commits"], repo_b).output
     run(DVC + ["exp", "apply", "lr-half"], repo_b)
     run(DVC + ["pull", "models/generator.pt"], repo_b)
     assert file_digest(repo_b / "models" / "generator.pt") == exp_generator

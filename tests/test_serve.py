@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from mnist_gan.export import export_onnx, metadata
 from mnist_gan.sampling import load_generator
 from mnist_gan.serve import MAX_N, create_app
 from mnist_gan.storage import save_torch
-from tests.conftest import CHROMIUM, ROOT
+from tests.conftest import CHROMIUM, PY, ROOT, run
 from tests.test_export import KINDS, METRICS, trained_like
 
 CELL = 28 + 2  # one image and its padding in a grid
@@ -127,18 +126,16 @@ assert client.get('/generate.png?digit=3&n=4').status_code == 200
 assert not any(name == 'torch' or name.startswith('torch.') for name in sys.modules if sys.modules[name] is not None)
 print('ok')
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    done = run([sys.executable, "-c", code], check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_a_file_that_is_no_export_is_refused(tmp_path):
     bad = tmp_path / "g.onnx"
     bad.write_bytes(b"garbage")
-    done = subprocess.run([sys.executable, "-m", "mnist_gan.serve", "serve", "--model", str(bad)],
-                          capture_output=True, text=True, cwd=ROOT)
+    done = run(PY + ["mnist_gan.commands", "serve", "--model", bad], check=False)
     assert done.returncode == 2 and done.stderr.startswith("error: cannot load") and done.stderr.count("\n") == 1
-    done = subprocess.run([sys.executable, "-m", "mnist_gan.serve", "serve", "--model", str(tmp_path / "none.onnx")],
-                          capture_output=True, text=True, cwd=ROOT)
+    done = run(PY + ["mnist_gan.commands", "serve", "--model", tmp_path / "none.onnx"], check=False)
     assert done.returncode == 2 and "does not exist" in done.stderr and done.stderr.count("\n") == 1
 
 
@@ -221,10 +218,9 @@ def test_page_in_chromium_draws_the_asked_digit(server, tmp_path):
 @pytest.mark.slow
 def test_locust_smoke(server, tmp_path):
     """A few seconds of the load benchmark's own locustfile (the figures in the README are a 60 s run)."""
-    done = subprocess.run([str(Path(sys.executable).parent / "locust"), "-f", str(ROOT / "benchmarks" / "locustfile.py"),
-                           "--headless", "-u", "5", "-r", "5", "-t", "4s", "--host", server, "--csv", str(tmp_path / "l"),
-                           "--only-summary"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                          env={**os.environ, "LOCUST_WAIT_MIN": "0.05", "LOCUST_WAIT_MAX": "0.1"})
+    done = run(["locust", "-f", ROOT / "benchmarks" / "locustfile.py", "--headless", "-u", "5", "-r", "5", "-t", "4s",
+                "--host", server, "--csv", tmp_path / "l", "--only-summary"], tmp_path, check=False, timeout=120,
+               env={"LOCUST_WAIT_MIN": "0.05", "LOCUST_WAIT_MAX": "0.1"})
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {r.split(",")[1]: r.split(",") for r in (tmp_path / "l_stats.csv").read_text().splitlines()[1:]}
     total = rows["Aggregated"]

@@ -10,13 +10,13 @@ from mnist_gan.families import FAMILIES
 from mnist_gan.losses import OBJECTIVES
 from mnist_gan.storage import load_torch
 from stages import train
-from tests.conftest import DEFAULTS, run_stage, seeds_gan, seeds_train, signal_when, train_cmd
+from tests.conftest import DEFAULTS, run, seeds_gan, seeds_train, train_cmd
 
 runner = CliRunner()
 
 
 def run_train(data, out, *extra):
-    done = run_stage(*train_cmd(data, out, *extra)[2:])
+    done = run(train_cmd(data, out, *extra), check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -36,8 +36,8 @@ def test_sigkill_after_an_epoch_then_rerun_gives_the_same_bytes(tmp_path, resume
     reference = reference_run
 
     killed = tmp_path / "killed"
-    signal_when(train_cmd(resume_data, killed, "--epochs", "3"), (killed / "checkpoint.pt").exists, signal.SIGKILL,
-                poll=0.02).wait()
+    run(train_cmd(resume_data, killed, "--epochs", "3"), check=False, signal=signal.SIGKILL,
+        when=(killed / "checkpoint.pt").exists, poll=0.02)
     state = load_torch(killed / "checkpoint.pt")
     assert state["epoch"] < 3, "the run finished before it could be killed; the test proves nothing"
 

@@ -16,13 +16,12 @@ import matplotlib.pyplot as plt
 import yaml
 
 from mnist_gan.figures import figure_bytes
-from mnist_gan.metric_registry import METRICS
+from mnist_gan.metric_registry import METRICS, TRAINING
 from mnist_gan.page import Bold, Page
 
 GRID = "results/sample/grid.png"
 METRICS_FILE = "results/evaluate/metrics.json"
-CURVES = {"loss_d": "train/loss_d", "loss_g": "train/loss_g", "fid per epoch": "quality/fid"}
-COLUMNS = ("fid", "precision", "recall", "classifier_score", "classes_covered", "label_accuracy")  # metric_registry keys
+CURVES = ("train/loss_d", "train/loss_g", "quality/fid")  # metric_registry.TRAINING keys: one panel each
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Revision:
     rev: str  # what DVC's file system opens: a commit, or "workspace"
     params: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-    curves: dict = field(default_factory=dict)  # CURVES key -> (steps, values)
+    curves: dict = field(default_factory=dict)  # TRAINING key -> (steps, values)
     grid: bytes | None = None
     problem: str | None = None  # why some of it could not be read, with the command that fixes it
 
@@ -83,11 +82,11 @@ def load(repo: Path, revision: Revision, experiment: bool = True) -> Revision:
     revision.params = yaml.safe_load(fs.read_text("params.yaml")) if fs.exists("params.yaml") else {}
     if fs.exists(METRICS_FILE):
         revision.metrics = json.loads(fs.read_text(METRICS_FILE))
-    for key, stem in CURVES.items():
-        path = f"results/train/plots/metrics/{stem}.tsv"
+    for key in CURVES:
+        path = f"results/train/plots/metrics/{key}.tsv"
         if fs.exists(path):
             rows = [line.split("\t") for line in fs.read_text(path).splitlines()]
-            col = rows[0].index(stem.split("/")[-1])
+            col = rows[0].index(key.split("/")[-1])
             revision.curves[key] = ([float(r[0]) for r in rows[1:]], [float(r[col]) for r in rows[1:]])
     try:
         revision.grid = fs.read_bytes(GRID)
@@ -124,11 +123,11 @@ def curves_figure(revisions: list[Revision]) -> plt.Figure:
         for i, r in enumerate(revisions):
             if key in r.curves:
                 ax.plot(*r.curves[key], label=r.name, color=colours(i % 10), linewidth=1,
-                        marker="o" if key.startswith("fid") else None)
-        ax.set_title(key)
+                        marker="o" if TRAINING[key].better else None)  # per-epoch quality: points
+        ax.set_title(TRAINING[key].label, fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if key.startswith("fid"):
+        if TRAINING[key].better:
             ax.set_yscale("log")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
@@ -145,7 +144,7 @@ def build_page(revisions: list[Revision], problems: list[str]) -> Page:
     for line in problems:
         page.paragraph(f"Not shown: {line}")
     diff = differing_params(revisions)
-    shown = [k for k in COLUMNS if any(k in r.metrics.get("generated", {}) for r in revisions)]
+    shown = [k for k, m in METRICS.items() if m.headline and any(k in r.metrics.get("generated", {}) for r in revisions)]
     best = {}
     for k in shown:
         values = [r.metrics["generated"][k] for r in revisions if k in r.metrics.get("generated", {})]
@@ -180,3 +179,23 @@ def _val(v) -> str:
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
+
+class NothingToCompare(ValueError):
+    """No revision named (or found) can be shown."""
+
+
+def write_comparison(repo: Path, names: list[str], out: Path) -> tuple[int, list[str]]:
+    """Load the revisions `names` (none: every experiment of HEAD) and write `out` and its Markdown twin;
+    return how many are shown and one line per problem (a revision unknown, or shown in part)."""
+    known = dict(experiments_of_head(repo))
+    found, unknown = resolve(repo, names or list(known), known)
+    problems = [f"{name}: unknown revision (not an experiment of HEAD, a branch, a tag or a commit; "
+                f"`dvc exp pull origin {name}` if it is someone else's experiment)" for name in unknown]
+    if not found:
+        raise NothingToCompare("no revisions to compare" + (f": {problems[0]}" if problems else
+                               " (no experiments of HEAD; run `dvc exp run` or name revisions)"))
+    experiments = {**known, **local_experiments(repo)}
+    loaded = [load(repo, r, experiment=r.name in experiments) for r in found]
+    problems += [r.problem for r in loaded if r.problem]
+    build_page(loaded, problems).write(out.parent, stem=out.stem)
+    return len(loaded), problems

@@ -1,9 +1,9 @@
 """Score a generator against real MNIST in the classifier's feature space (the evaluate stage's maths),
 and the cheap per-epoch FID the train stage logs (`QualityProbe`).
 
-A conditional generator is asked for class-balanced digits; beside the metrics of `metrics.summarize` it gets
-label accuracy (share of samples of requested digit d that the classifier calls d) and a FID per digit
-(samples asked for d against the test images of d).
+A conditional generator is asked for class-balanced digits, so its samples (and the real floor) also get label
+accuracy (share of samples of requested digit d that the classifier calls d) and a FID per digit (samples asked
+for d against the test images of d). Every metric is one function in `metrics.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from mnist_gan.classifier import MnistClassifier, predict
 from mnist_gan.data import to_float
-from mnist_gan.metrics import fid, nearest_training_images, summarize
+from mnist_gan.metrics import Scored, fid, nearest_training_images, summarize
 from mnist_gan.models import Generator, asks_digits
 from mnist_gan.sampling import balanced_labels, generate
 
@@ -57,26 +57,16 @@ def evaluate(generator: Generator, classifier: MnistClassifier, train: tuple[tor
     fake_nn, fake_nn_idx = nearest_training_images(samples, train_images)
     test_nn, _ = nearest_training_images(to_float(test_u8[:n]), train_images)  # same sample size
 
-    gen, floor = summarize(fake_probs, fake_feats, test_feats, k), summarize(real_probs, real_feats, test_feats, k)
-    gen.update(nn_dist_mean=float(fake_nn.mean()), nn_dist_min=float(fake_nn.min()),
-               closer_than_test_1pct=float((fake_nn < test_nn.quantile(0.01)).double().mean()))
-    floor.update(nn_dist_mean=float(test_nn.mean()), nn_dist_min=float(test_nn.min()), closer_than_test_1pct=0.01)
-    if labels is not None:
-        gen["label_accuracy"] = float((fake_probs.argmax(1) == labels).double().mean())
-        floor["label_accuracy"] = float((real_probs.argmax(1) == train_labels[pick]).double().mean())
-        gen["per_digit_fid"] = per_digit_fid(fake_feats, labels, test_feats, test_labels)
-        gen["per_digit_fid_max"] = max(gen["per_digit_fid"])
-        # ~n/10 images per digit: small-sample bias makes these larger than the overall FID even for real data
-        floor["per_digit_fid"] = per_digit_fid(real_feats, train_labels[pick], test_feats, test_labels)
-        floor["per_digit_fid_max"] = max(floor["per_digit_fid"])
-    return Evaluation({"generated": gen, "real_floor": floor}, samples, labels, fake_probs, real_probs,
-                      fake_nn, fake_nn_idx)
-
-
-def per_digit_fid(features: torch.Tensor, labels: torch.Tensor, ref_features: torch.Tensor,
-                  ref_labels: torch.Tensor) -> list[float]:
-    """FID of the samples of each digit against the reference images of that digit."""
-    return [fid(ref_features[ref_labels == d], features[labels == d]) for d in range(int(ref_labels.max()) + 1)]
+    # the floor's digits are known (true labels) exactly when the generator's are (asked for)
+    real_labels = train_labels[pick] if labels is not None else None
+    gen, floor = (Scored(probs, feats, test_feats, test_labels, y, nn, test_nn, k)
+                  for probs, feats, y, nn in ((fake_probs, fake_feats, labels, fake_nn),
+                                              (real_probs, real_feats, real_labels, test_nn)))
+    metrics = {"generated": summarize(gen), "real_floor": summarize(floor)}
+    if labels is not None:  # ~n/10 images per digit: small-sample bias makes these larger than the overall FID
+        metrics["generated"]["per_digit_fid"] = gen.per_digit_fid
+        metrics["real_floor"]["per_digit_fid"] = floor.per_digit_fid
+    return Evaluation(metrics, samples, labels, fake_probs, real_probs, fake_nn, fake_nn_idx)
 
 
 class QualityProbe:

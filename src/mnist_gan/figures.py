@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # no display needed; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from mnist_gan.metric_registry import TRAINING
 from mnist_gan.storage import write_bytes  # noqa: E402
 
 
@@ -57,12 +58,11 @@ def curves_figure(live_dir: Path, loss: str, reading) -> plt.Figure:
     per-epoch FID."""
     metrics = Path(live_dir) / "plots" / "metrics"
     fig, (ax_loss, ax_d, ax_fid) = plt.subplots(1, 3, figsize=(14, 3.6))
-    for ax, keys in ((ax_loss, {"loss_d": "loss D", "loss_g": "loss G"}),
-                     (ax_d, {"d_real": "D(x)", "d_fake": "D(G(z))"})):
-        for key, label in keys.items():
-            path = metrics / "train" / f"{key}.tsv"
+    for ax, keys in ((ax_loss, ("train/loss_d", "train/loss_g")), (ax_d, ("train/d_real", "train/d_fake"))):
+        for key in keys:
+            path = metrics / f"{key}.tsv"
             if path.is_file():
-                ax.plot(*read_tsv(path), label=label, linewidth=1)
+                ax.plot(*read_tsv(path), label=TRAINING[key].label, linewidth=1)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     for value, meaning in reading.guides:
@@ -74,7 +74,7 @@ def curves_figure(live_dir: Path, loss: str, reading) -> plt.Figure:
     ax_d.set_title(f"D outputs: {reading.label}", fontsize=9)
     ax_loss.legend()
     ax_d.legend(loc="upper left")
-    fid = metrics / "quality" / "fid.tsv"
+    fid = metrics / "quality/fid.tsv"
     steps, values = read_tsv(fid) if fid.is_file() else ([], [])
     if values:
         ax_fid.plot(steps, values, marker="o", linewidth=1)
@@ -83,7 +83,7 @@ def curves_figure(live_dir: Path, loss: str, reading) -> plt.Figure:
                         ha="center", fontsize=8)
     else:
         ax_fid.text(0.5, 0.5, "not logged (quality_samples: 0)", ha="center", va="center", transform=ax_fid.transAxes)
-    ax_fid.set_title("FID per epoch (EMA generator, classifier features)", fontsize=9)
+    ax_fid.set_title(TRAINING["quality/fid"].label, fontsize=9)
     ax_fid.set_xlabel("step")
     ax_fid.grid(alpha=0.3, which="both")
     fig.tight_layout()

@@ -1,7 +1,9 @@
-"""One entry per evaluate-stage metric: its key in metrics.json, labels, which way is better and its format.
+"""One entry per metric: its key, labels, which way is better and its format.
 
-The report, the compare page and the model card take labels and directions from here (torch-free, so the
-digit server can read it too). A new metric is one function in `metrics.py` plus one entry below.
+`METRICS`: the evaluate stage's (results/evaluate/metrics.json, in this order); `TRAINING`: the curves the train
+stage logs (DVCLive). The report, the compare page, the model card, the curves and the train stage's progress
+lines take labels and directions from here (torch-free, so the digit server can read it too). A new evaluate
+metric is one entry below plus one function in `metrics.py` registered with `@metric(key)`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ class Metric:
     key: str  # in results/evaluate/metrics.json ("generated" and "real_floor")
     label: str  # long label (report, model card)
     short: str  # column header (compare page)
-    better: str  # "lower" | "higher"
+    better: str | None  # "lower" | "higher"; None for a training curve with no better direction (a GAN loss)
     fmt: str = ".4g"  # format spec of one value
+    headline: bool = False  # a column of the compare page and a metric of the model card
 
     def best(self, values: list[float]) -> float:
+        assert self.better is not None, f"{self.key} has no better direction"
         return min(values) if self.better == "lower" else max(values)
 
     def format(self, value) -> str:
@@ -25,15 +29,23 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {m.key: m for m in (
-    Metric("fid", "FID in classifier features", "FID", "lower", ".2f"),
-    Metric("classifier_score", "classifier score (max 10)", "score", "higher", ".2f"),
-    Metric("classes_covered", "digit classes covered (>= 2% each)", "classes", "higher", "d"),
-    Metric("kl_to_uniform", "KL(class histogram || uniform)", "KL", "lower", ".4f"),
-    Metric("label_accuracy", "label accuracy (asked-for digit recognized)", "label acc.", "higher", ".4f"),
+    Metric("fid", "FID in classifier features", "FID", "lower", ".2f", headline=True),
+    Metric("classifier_score", "classifier score (max 10)", "score", "higher", ".2f", headline=True),
+    Metric("classes_covered", "digit classes covered (>= 2% each)", "classes", "higher", "d", headline=True),
+    Metric("kl_to_uniform", "KL(class histogram || uniform)", "KL", "lower", ".4f", headline=True),
+    Metric("label_accuracy", "label accuracy (asked-for digit recognized)", "label acc.", "higher", ".4f", headline=True),
     Metric("per_digit_fid_max", "worst per-digit FID", "worst digit FID", "lower", ".2f"),
-    Metric("precision", "precision (k-NN manifold)", "precision", "higher", ".3f"),
-    Metric("recall", "recall (k-NN manifold)", "recall", "higher", ".3f"),
+    Metric("precision", "precision (k-NN manifold)", "precision", "higher", ".3f", headline=True),
+    Metric("recall", "recall (k-NN manifold)", "recall", "higher", ".3f", headline=True),
     Metric("nn_dist_mean", "mean L2 to nearest training image (higher = less copying)", "NN dist", "higher", ".3f"),
     Metric("nn_dist_min", "min L2 to nearest training image (higher = less copying)", "NN min", "higher", ".3f"),
     Metric("closer_than_test_1pct", "share closer than 99% of test images", "near copies", "lower", ".4f"),
+)}
+
+TRAINING: dict[str, Metric] = {m.key: m for m in (  # keys: DVCLive names under results/train/plots/metrics
+    Metric("train/loss_d", "loss D", "loss_d", None, ".4f"),
+    Metric("train/loss_g", "loss G", "loss_g", None, ".4f"),
+    Metric("train/d_real", "D(x)", "D(x)", None, ".4f"),
+    Metric("train/d_fake", "D(G(z))", "D(G(z))", None, ".4f"),
+    Metric("quality/fid", "FID per epoch (EMA generator, classifier features)", "FID", "lower", ".4f"),
 )}

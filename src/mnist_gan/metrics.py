@@ -6,16 +6,24 @@
 - Class coverage: histogram of predicted digits, classes holding >= 2% of samples, KL(histogram || uniform).
 - Precision / recall with k-NN manifolds (Kynkaanniemi et al. 2019, https://arxiv.org/abs/1904.06991).
 - Memorization: each sample's L2 distance (pixels in [-1, 1]) to its nearest training image.
+
+Each metric of the evaluate stage is one entry in `metric_registry.METRICS` (label, direction, format) and one
+function here registered with `@metric(key)`, reading a `Scored` set; `summarize` runs them all.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
+
+from mnist_gan.metric_registry import METRICS
 
 COVERED_SHARE = 0.02  # a digit class is "covered" when it holds at least 2% of the samples (uniform: 10%)
 
@@ -93,11 +101,107 @@ def nearest_training_images(samples: torch.Tensor, train: torch.Tensor) -> tuple
     return _min_dist(samples.flatten(1), train.flatten(1))
 
 
-def summarize(probs: torch.Tensor, features: torch.Tensor, ref_features: torch.Tensor, k: int) -> dict:
-    """Every feature-space metric of one image set against the reference (test) set."""
-    precision, recall = precision_recall(ref_features, features, k)
-    coverage = class_coverage(probs)
-    return {"fid": fid(ref_features, features), "classifier_score": classifier_score(probs),
-            "precision": precision, "recall": recall, "classes_covered": coverage["classes_covered"],
-            "kl_to_uniform": coverage["kl_to_uniform"]}
+@dataclass
+class Scored:
+    """One image set, ready to be scored: what every metric function reads. The expensive shared parts
+    (coverage, nearest-neighbour radii, per-digit FIDs) are computed once, on first use."""
 
+    probs: torch.Tensor  # classifier probabilities of the images (n, 10)
+    features: torch.Tensor  # their classifier features (n, d)
+    ref_features: torch.Tensor  # the reference (test) images' features
+    ref_labels: torch.Tensor  # and their digits
+    labels: torch.Tensor | None  # the digit of each image when known: asked for (conditional G) or true (real images)
+    nn_dist: torch.Tensor  # each image's L2 distance to its nearest training image
+    ref_nn_dist: torch.Tensor  # the same for as many test images: what "not copied" looks like
+    k: int  # k of the k-NN manifolds
+
+    @cached_property
+    def coverage(self) -> dict:
+        return class_coverage(self.probs)
+
+    @cached_property
+    def per_digit_fid(self) -> list[float] | None:
+        return None if self.labels is None else per_digit_fid(self.features, self.labels, self.ref_features,
+                                                              self.ref_labels)
+
+
+MetricFn = Callable[[Scored], float | None]  # None: the metric does not apply to this set (no labels)
+FUNCTIONS: dict[str, MetricFn] = {}
+
+
+def metric(key: str) -> Callable[[MetricFn], MetricFn]:
+    """Register the function computing the metric `key` of metric_registry.METRICS (one function per entry)."""
+
+    def register(fn: MetricFn) -> MetricFn:
+        assert key in METRICS and key not in FUNCTIONS, f"metric {key!r}: one METRICS entry, one function"
+        FUNCTIONS[key] = fn
+        return fn
+
+    return register
+
+
+@metric("fid")
+def _fid(s: Scored) -> float:
+    return fid(s.ref_features, s.features)
+
+
+@metric("classifier_score")
+def _classifier_score(s: Scored) -> float:
+    return classifier_score(s.probs)
+
+
+@metric("classes_covered")
+def _classes_covered(s: Scored) -> int:
+    return s.coverage["classes_covered"]
+
+
+@metric("kl_to_uniform")
+def _kl_to_uniform(s: Scored) -> float:
+    return s.coverage["kl_to_uniform"]
+
+
+@metric("label_accuracy")
+def _label_accuracy(s: Scored) -> float | None:
+    return None if s.labels is None else float((s.probs.argmax(1) == s.labels).double().mean())
+
+
+@metric("per_digit_fid_max")
+def _per_digit_fid_max(s: Scored) -> float | None:
+    return None if s.per_digit_fid is None else max(s.per_digit_fid)
+
+
+@metric("precision")
+def _precision(s: Scored) -> float:
+    return _inside_manifold(s.features, s.ref_features, knn_radii(s.ref_features, s.k))
+
+
+@metric("recall")
+def _recall(s: Scored) -> float:
+    return _inside_manifold(s.ref_features, s.features, knn_radii(s.features, s.k))
+
+
+@metric("nn_dist_mean")
+def _nn_dist_mean(s: Scored) -> float:
+    return float(s.nn_dist.mean())
+
+
+@metric("nn_dist_min")
+def _nn_dist_min(s: Scored) -> float:
+    return float(s.nn_dist.min())
+
+
+@metric("closer_than_test_1pct")
+def _closer_than_test_1pct(s: Scored) -> float:
+    return float((s.nn_dist < s.ref_nn_dist.quantile(0.01)).double().mean())
+
+
+def summarize(s: Scored) -> dict:
+    """Every metric of metric_registry.METRICS that applies to the set, in the registry's order."""
+    values = {key: FUNCTIONS[key](s) for key in METRICS}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def per_digit_fid(features: torch.Tensor, labels: torch.Tensor, ref_features: torch.Tensor,
+                  ref_labels: torch.Tensor) -> list[float]:
+    """FID of the images of each digit against the reference images of that digit."""
+    return [fid(ref_features[ref_labels == d], features[labels == d]) for d in range(int(ref_labels.max()) + 1)]

@@ -18,7 +18,13 @@ FILES = {  # what to upload to a model hub, as is: the card is its README.md the
     "generator.onnx": "the same generator as an ONNX graph: any onnxruntime, no torch",
     "samples.png": "the sample grid of the run",
 }
-CARD_METRICS = ("fid", "classifier_score", "classes_covered", "kl_to_uniform", "precision", "recall", "label_accuracy")
+
+
+def card_metrics() -> list[str]:
+    """The registry's headline metrics, in its order."""
+    return [k for k, m in METRICS.items() if m.headline]
+
+
 TRAIN_KEYS = ("model", "conditional", "clusters", "loss", "spectral_norm", "r1_gamma", "d_steps", "lr", "lr_d",
               "beta1", "beta2", "batch_size", "epochs", "ema_decay", "seed", "precision")
 
@@ -34,12 +40,12 @@ def card_metadata(meta: dict[str, str]) -> dict:
         **({"pipeline_tag": "unconditional-image-generation"} if kind != "conditional" else {}),
         "tags": ["gan", cfg["model"], "mnist", kind, "pytorch", "safetensors", "onnx", "dvc"],
         "datasets": ["mnist"],
-        "metrics": [k for k in CARD_METRICS if k in gen],
+        "metrics": [k for k in card_metrics() if k in gen],
         "model-index": [{"name": f"mnist-gan-{cfg['model']}-{kind}", "results": [{
             "task": {"type": "image-generation", "name": "MNIST digit generation"},
             "dataset": {"type": "mnist", "name": "MNIST (test split, 10,000 images)"},
             "metrics": [{"type": k, "name": METRICS[k].label, "value": round(float(gen[k]), 6)}
-                        for k in CARD_METRICS if k in gen],
+                        for k in card_metrics() if k in gen],
         }]}],
     }
 
@@ -57,7 +63,7 @@ def _metrics_table(meta: dict[str, str]) -> str:
         return "No evaluation was recorded with this export.\n"
     gen, floor = metrics["generated"], metrics["real_floor"]
     rows = ["| metric | this generator | real data (floor) | better |", "|---|---|---|---|"]
-    for key in CARD_METRICS:
+    for key in card_metrics():
         if key in gen:
             m = METRICS[key]
             rows.append(f"| {m.label.replace('|', chr(92) + '|')} | {m.format(gen[key])} | "

@@ -15,7 +15,6 @@ Imports only numpy, pillow, onnxruntime, fastapi and uvicorn (see README "Serve"
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -155,32 +154,28 @@ def create_app(model_path: Path, threads: int = 1) -> FastAPI:
     return app
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="mnist-gan", description="mnist-gan commands that need no torch.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="Serve the exported ONNX generator over HTTP (a page and a PNG API).")
-    serve.add_argument("--model", type=Path, default=Path("models/generator.onnx"), help="the export stage's ONNX file")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    serve.add_argument("--threads", type=int, default=1, help="onnxruntime threads per request")
-    args = parser.parse_args(argv)
-    if not args.model.is_file():
-        parser.exit(2, f"error: {args.model} does not exist; run `dvc repro export` or `dvc pull {args.model}`\n")
+class ServeError(Exception):
+    """The model file cannot be served (missing, or not an export onnxruntime can run)."""
+
+
+def run_server(model: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, threads: int = 1) -> None:
+    """`mnist-gan serve` (commands.py): check the model in one line, then run uvicorn until Ctrl-C."""
+    if not model.is_file():
+        raise ServeError(f"{model} does not exist; run `dvc repro export` or `dvc pull {model}`")
     try:
-        DigitModel(args.model, args.threads)  # fail here, in one line, rather than inside a worker
+        DigitModel(model, threads)  # fail here, in one line, rather than inside a worker
     except Exception as e:  # onnxruntime's own errors for a corrupt file name no type we could catch narrowly
-        parser.exit(2, f"error: cannot load {args.model}: {str(e).splitlines()[0][:200]}\n")
+        raise ServeError(f"cannot load {model}: {str(e).splitlines()[0][:200]}") from None
     import uvicorn
 
-    if args.workers > 1:
+    if workers > 1:
         import os
 
-        os.environ["MNIST_GAN_SERVE_MODEL"], os.environ["MNIST_GAN_SERVE_THREADS"] = str(args.model), str(args.threads)
-        uvicorn.run("mnist_gan.serve:app_from_env", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level="warning")
+        os.environ["MNIST_GAN_SERVE_MODEL"], os.environ["MNIST_GAN_SERVE_THREADS"] = str(model), str(threads)
+        uvicorn.run("mnist_gan.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning")
     else:
-        uvicorn.run(create_app(args.model, args.threads), host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(create_app(model, threads), host=host, port=port, log_level="warning")
 
 
 def app_from_env() -> FastAPI:
@@ -189,6 +184,3 @@ def app_from_env() -> FastAPI:
 
     return create_app(Path(os.environ["MNIST_GAN_SERVE_MODEL"]), int(os.environ.get("MNIST_GAN_SERVE_THREADS", "1")))
 
-
-if __name__ == "__main__":
-    main()
