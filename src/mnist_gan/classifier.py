@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_gan.configs import ClassifierConfig
-from mnist_gan.data import to_float
+from mnist_gan.pixels import to_float
 
 
 class MnistClassifier(nn.Module):

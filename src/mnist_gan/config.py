@@ -37,6 +37,6 @@ def penalty_weights(train: TrainConfig) -> dict[str, float]:
 
 
 def train_config(train: TrainConfig, precision: str, **overrides) -> TrainConfig:
-    """The trainer's config: `precision` resolved for the device (utils.resolve_precision), the penalty weights
+    """The trainer's config: `precision` resolved for the device (runtime.resolve_precision), the penalty weights
     resolved, and CLI options given in `overrides` (already checked against their settings' rules)."""
     return replace(train, **{**penalty_weights(train), **overrides, "precision": precision})

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mnist_gan.configs import GANConfig, TrainConfig  # noqa: F401  (training.TrainConfig: re-exported)
-from mnist_gan.data import to_float
+from mnist_gan.pixels import to_float
 from mnist_gan.ema import EMA, recalibrate_bn
 from mnist_gan.losses import OBJECTIVES, REGULARIZERS, Regularizer
 from mnist_gan.models import asks_digits, has_batch_stats, is_convolutional, random_labels

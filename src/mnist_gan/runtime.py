@@ -1,4 +1,4 @@
-"""Device and precision choice, seeding."""
+"""Where and how a run executes: the device, its precision, CPU threads, seeds, and the DDP processes."""
 
 from __future__ import annotations
 

@@ -1,12 +1,11 @@
-"""MNIST: fetch the four raw idx files from a chosen source, verify them, and turn them into tensors.
+"""MNIST itself: fetch the four raw idx files from a chosen source, verify them, load them as tensors.
 
 Whatever the source, the raw files are byte-identical to the original distribution: each is checked
 against the original MD5 before anything reads it. Downloads are cached in ``cache_dir()``
 (``~/.cache/mnist-gan``, or ``$MNIST_GAN_CACHE``), so a second fetch costs a copy.
 
-Normalized data (``data/processed/{train,test}.pt``) stays uint8, 4x smaller than float; the training
-tensor is ``to_float(u8) = u8 / 127.5 - 1``, the same affine as ``ToTensor()`` + ``Normalize((0.5,), (0.5,))``
-(equal up to float rounding), so values lie in [-1, 1].
+Normalized data (``data/processed/{train,test}.pt``) stays uint8, 4x smaller than float; ``pixels.to_float``
+maps it to [-1, 1] for training.
 """
 
 from __future__ import annotations
@@ -241,25 +240,6 @@ def load_split(raw_root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]
     verify_raw(Path(raw_root) / "MNIST" / "raw")
     ds = MNIST(str(raw_root), train=train, download=False)
     return ds.data.unsqueeze(1).contiguous(), ds.targets.to(torch.int64)
-
-
-def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Antialiased bilinear resize of uint8 images (what transforms.Resize does to the seeds' PIL images)."""
-    if images.shape[-1] == size:
-        return images
-    from torchvision.transforms.v2 import functional as F
-
-    return F.resize(images, [size, size], antialias=True)
-
-
-def to_float(images_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1]: ToTensor() then Normalize((0.5,), (0.5,)) as one affine."""
-    return images_u8.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255] (for saving generated images compactly)."""
-    return images.detach().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def load_processed(path: Path) -> dict:
