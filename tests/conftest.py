@@ -135,7 +135,7 @@ def train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
 def reference_run(tmp_path_factory, resume_data) -> Path:
     """An uninterrupted 3-epoch run on `resume_data`: the bytes every interrupted run must end with."""
     out = tmp_path_factory.mktemp("reference")
-    subprocess.run(train_cmd(resume_data, out, "--epochs", "3"), cwd=ROOT, check=True, capture_output=True)
+    run(train_cmd(resume_data, out, "--epochs", "3"))
     return out
 
 
@@ -149,16 +149,15 @@ def committed_copy(repo: Path, dest: Path, message: str = "state to share") -> P
 
 def copy_project(dest: Path) -> Path:
     """The git-tracked files of this checkout (plus uncommitted edits) in `dest`, as a fresh git repo."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
+    files = run(["git", "ls-files", "-co", "--exclude-standard"]).stdout.split()
     for name in files:
         src = ROOT / name
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dest, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-    subprocess.run(["git", "commit", "-qm", "copy"], cwd=dest, check=True)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "copy"], dest)
     return dest
 
 
@@ -220,11 +219,10 @@ def render(page: Path, tmp_path: Path) -> tuple[Image.Image, list[str]]:
     page makes carry the page's origin ('null' for file://).
     """
     shot, netlog = tmp_path / f"{page.stem}.png", tmp_path / f"{page.stem}.netlog.json"
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     f"--user-data-dir={tmp_path / 'profile'}", f"--log-net-log={netlog}", "--window-size=1200,2400",
-                    f"--screenshot={shot}", page.as_uri()],
-                   check=True, capture_output=True, timeout=120)
+                    f"--screenshot={shot}", page.as_uri()], tmp_path, timeout=120)
     log = json.loads(netlog.read_text())
     start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
     requested = [e["params"]["url"] for e in log["events"] if e["type"] == start_job

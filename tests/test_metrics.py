@@ -97,18 +97,18 @@ def test_a_new_metric_is_one_function_and_one_entry(monkeypatch, tmp_path):
     from mnist_gan.model_card import card_metadata
     from mnist_gan.metrics import metric
 
-    monkeypatch.setitem(METRICS, "confidence", Metric("confidence", "mean top-class probability", "conf.", "higher",
+    monkeypatch.setitem(METRICS, "top_probability", Metric("top_probability", "mean top-class probability", "top p", "higher",
                                                       ".3f", headline=True))
     monkeypatch.setattr(sys.modules["mnist_gan.metrics"], "FUNCTIONS", dict(FUNCTIONS))
-    metric("confidence")(lambda s: float(s.probs.max(1).values.mean()))
+    metric("top_probability")(lambda s: float(s.probs.max(1).values.mean()))
 
     values = summarize(scored())
-    assert values["confidence"] == pytest.approx(float(scored().probs.max(1).values.mean()))
-    runs = [Revision("a", "a", metrics={"generated": {**values, "confidence": 0.5}}),
-            Revision("b", "b", metrics={"generated": {**values, "confidence": 0.9}})]
+    assert values["top_probability"] == pytest.approx(float(scored().probs.max(1).values.mean()))
+    runs = [Revision("a", "a", metrics={"generated": {**values, "top_probability": 0.5}}),
+            Revision("b", "b", metrics={"generated": {**values, "top_probability": 0.9}})]
     build_page(runs, []).write(tmp_path, stem="compare")
     html = (tmp_path / "compare.html").read_text()
-    assert "<th>conf.</th>" in html and "<strong>0.9</strong>" in html
+    assert "<th>top p</th>" in html and "<strong>0.9</strong>" in html
     meta = {"config": json.dumps({"model": "dcgan"}), "kind": "conditional",
             "metrics": json.dumps({"generated": values, "real_floor": values})}
-    assert "confidence" in card_metadata(meta)["metrics"]
+    assert "top_probability" in card_metadata(meta)["metrics"]
