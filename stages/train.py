@@ -10,7 +10,6 @@ import typer
 from mnist_gan.checkpoints import fingerprint, load_checkpoint, trim_history
 from mnist_gan.clusters import self_condition_labels
 from mnist_gan.cli import setting_option, checked_device, params_or_exit, progress_bar, run
-from mnist_gan.config import gan_config, train_config
 from mnist_gan.configs import values
 from mnist_gan.mnist import load_processed
 from mnist_gan.metric_registry import TRAINING
@@ -19,7 +18,7 @@ from mnist_gan.params import digest
 from mnist_gan.parallel import check_replicas, prepare_models
 from mnist_gan.storage import file_digest, save_torch
 from mnist_gan.tracking import RunLog
-from mnist_gan.training import Trainer, fixed_inputs
+from mnist_gan.training import Trainer, fixed_inputs, gan_config, train_config
 from mnist_gan.runtime import resolve_precision, seed_everything, set_cpu_threads, setup_distributed, teardown_distributed
 
 P = params_or_exit()

@@ -111,7 +111,7 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_and_differentiable():
 
 def test_penalties_combine_with_any_loss_by_params_alone():
     """gp_weight and r1_gamma switch their penalty on for any loss; null gp_weight = the loss's own default."""
-    from mnist_gan.config import penalty_weights
+    from mnist_gan.losses import penalty_weights
     from tests.conftest import DEFAULTS
 
     t = DEFAULTS.train

@@ -10,14 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_gan.config import gan_config
 from mnist_gan.families import FAMILIES
 from mnist_gan.layers import ConditionalBatchNorm2d
 from mnist_gan.models import build_gan, has_batch_stats, weights_file
 from mnist_gan.params import SCHEMA
 from mnist_gan.sampling import load_generator
 from mnist_gan.storage import save_torch
-from mnist_gan.training import make_optimizers, train_step
+from mnist_gan.training import gan_config, make_optimizers, train_step
 from tests.conftest import DEFAULTS, seeds_train
 
 # The five seed systems as params overrides (the README recipes use the same values).

@@ -122,13 +122,12 @@ def test_every_family_objective_and_conditioning_trains_and_round_trips(family, 
     import torch.nn.functional as F
 
     from mnist_gan.clusters import self_condition_labels
-    from mnist_gan.config import gan_config, train_config
     from mnist_gan.mnist import load_processed
     from mnist_gan.models import build_gan, weights_file
     from mnist_gan.parallel import prepare_models
     from mnist_gan.sampling import generate, load_generator
     from mnist_gan.storage import save_torch
-    from mnist_gan.training import Trainer
+    from mnist_gan.training import Trainer, gan_config, train_config
 
     size = FAMILIES[family].image_size or 28
     p = DEFAULTS.updated(model=family, loss=loss, batch_size=16, log_every=2, ema_bn_batches=2, d_steps=1,

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnist_gan.configs import TrainConfig
+
 Tensor = torch.Tensor
 
 
@@ -129,3 +131,11 @@ REGULARIZERS: dict[str, Regularizer] = {
     "gp": Regularizer("gp_weight", lambda d, real, fake, y, rng: gradient_penalty(d, real, fake, y, rng)),
     "r1": Regularizer("r1_gamma", lambda d, real, fake, y, rng: r1_penalty(d, real, y), scale=0.5),
 }
+
+
+def penalty_weights(train: TrainConfig) -> dict[str, float]:
+    """The weight of every regularizer for these settings; gp_weight null = the loss's own default."""
+    weights = {r.weight: getattr(train, r.weight) for r in REGULARIZERS.values()}
+    if weights.get("gp_weight") is None:
+        weights["gp_weight"] = OBJECTIVES[train.loss].gp_default
+    return weights

@@ -12,14 +12,15 @@ and read only every `log_every` steps. bf16 autocast where the device runs it na
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 import torch
 from torch import nn
 
-from mnist_gan.configs import GANConfig, TrainConfig  # noqa: F401  (training.TrainConfig: re-exported)
+from mnist_gan.configs import GANConfig, TrainConfig
 from mnist_gan.pixels import to_float
 from mnist_gan.ema import EMA, recalibrate_bn
-from mnist_gan.losses import OBJECTIVES, REGULARIZERS, Regularizer
+from mnist_gan.losses import OBJECTIVES, REGULARIZERS, Regularizer, penalty_weights
 from mnist_gan.models import asks_digits, has_batch_stats, is_convolutional, random_labels
 from mnist_gan.parallel import unwrap
 from mnist_gan.storage import PipelineError
@@ -78,6 +79,27 @@ def train_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.opti
 def active_regularizers(cfg: TrainConfig) -> list[tuple[float, Regularizer]]:
     """(weight, regularizer) of every penalty whose weight in `cfg` is > 0, in REGULARIZERS order."""
     return [(getattr(cfg, r.weight), r) for r in REGULARIZERS.values() if getattr(cfg, r.weight) > 0]
+
+
+NUM_CLASSES = 10  # MNIST digits: what `conditional: true` conditions on
+
+
+def gan_config(gan: GANConfig, train: TrainConfig, image_size: int,
+               class_prior: list[float] | None = None) -> GANConfig:
+    """The networks' settings completed with their derived fields: `image_size` (normalize.image_size), the
+    classes (10 digits when conditional; one per cluster for a self-conditioned model, whose cluster shares are
+    `class_prior`), and D's BatchNorm, kept (the seeds') unless something needs per-sample outputs: spectral norm
+    (SN-GAN's D has none) or any penalty on D's input gradients (WGAN-GP's, R1)."""
+    penalties = any(v > 0 for v in penalty_weights(train).values())
+    return replace(gan, image_size=image_size, d_batchnorm=not (gan.spectral_norm or penalties),
+                   num_classes=NUM_CLASSES if train.conditional else len(class_prior or ()),
+                   class_prior=None if train.conditional else class_prior)
+
+
+def train_config(train: TrainConfig, precision: str, **overrides) -> TrainConfig:
+    """The trainer's config: `precision` resolved for the device (runtime.resolve_precision), the penalty weights
+    resolved (losses.penalty_weights), and CLI options given in `overrides` (checked by their settings' rules)."""
+    return replace(train, **{**penalty_weights(train), **overrides, "precision": precision})
 
 
 def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig):
