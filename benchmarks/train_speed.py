@@ -28,13 +28,13 @@ import torch
 import typer
 from torch import nn
 
-from mnist_gan.mnist import load_processed
 from mnist_gan.configs import GANConfig
+from mnist_gan.mnist import load_processed
 from mnist_gan.models import build_gan
-from mnist_gan.params import load_params
 from mnist_gan.parallel import prepare_models
-from mnist_gan.training import Trainer, train_step
+from mnist_gan.params import load_params
 from mnist_gan.runtime import native_bf16, pick_device, set_cpu_threads
+from mnist_gan.training import Trainer, train_step
 
 app = typer.Typer(add_completion=False, help=__doc__)
 # The seeds' recipe, which the reference loop runs: committed network settings as a plain unconditional DCGAN with

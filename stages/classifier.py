@@ -11,10 +11,10 @@ from typing import Annotated
 import typer
 
 from mnist_gan.classifier import predict, train_classifier
-from mnist_gan.cli import setting_option, checked_device, params_or_exit, run
+from mnist_gan.cli import checked_device, params_or_exit, run, setting_option
 from mnist_gan.mnist import load_split
-from mnist_gan.storage import PipelineError, save_torch, write_text
 from mnist_gan.runtime import pick_device, resolve_precision, set_cpu_threads
+from mnist_gan.storage import PipelineError, save_torch, write_text
 
 P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)

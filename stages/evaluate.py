@@ -7,15 +7,15 @@ from typing import Annotated
 import typer
 
 from mnist_gan.classifier import load_classifier
-from mnist_gan.cli import setting_option, checked_device, params_or_exit, run
+from mnist_gan.cli import checked_device, params_or_exit, run, setting_option
+from mnist_gan.evaluation import evaluate
+from mnist_gan.images import class_grid, labelled_grid, pairs_grid, save_png
+from mnist_gan.metrics import class_coverage
 from mnist_gan.mnist import load_split
 from mnist_gan.pixels import to_float
-from mnist_gan.evaluation import evaluate
-from mnist_gan.metrics import class_coverage
-from mnist_gan.images import class_grid, labelled_grid, pairs_grid, save_png
+from mnist_gan.runtime import pick_device, set_cpu_threads
 from mnist_gan.sampling import load_generator
 from mnist_gan.storage import write_text
-from mnist_gan.runtime import pick_device, set_cpu_threads
 
 P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)

@@ -15,9 +15,9 @@ from mnist_gan.cli import run
 from mnist_gan.export import (CHECK_BATCHES, ONNX_TOLERANCE, check_onnx, export_onnx, git_revision, load_safetensors,
                               metadata, save_safetensors)
 from mnist_gan.model_card import render
+from mnist_gan.runtime import set_cpu_threads
 from mnist_gan.sampling import generate, load_generator
 from mnist_gan.storage import PipelineError, load_torch, write_bytes, write_text
-from mnist_gan.runtime import set_cpu_threads
 
 app = typer.Typer(add_completion=False, help=__doc__)
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from mnist_gan.cli import setting_option, params_or_exit, run
+from mnist_gan.cli import params_or_exit, run, setting_option
 from mnist_gan.mnist import load_split
 from mnist_gan.pixels import resize_uint8
 from mnist_gan.storage import save_torch

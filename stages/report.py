@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 import yaml
 
-from mnist_gan.cli import setting_option, params_or_exit, run
+from mnist_gan.cli import params_or_exit, run, setting_option
 from mnist_gan.configs import TrainConfig
-from mnist_gan.losses import OBJECTIVES
-from mnist_gan.metric_registry import METRICS
 from mnist_gan.figures import curves_figure, figure_bytes, histogram_figure
 from mnist_gan.images import epoch_grids, gif_bytes
+from mnist_gan.losses import OBJECTIVES
+from mnist_gan.metric_registry import METRICS
 from mnist_gan.page import Page
 from mnist_gan.storage import PipelineError
 

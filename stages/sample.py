@@ -13,14 +13,14 @@ from typing import Annotated
 import torch
 import typer
 
-from mnist_gan.cli import setting_option, checked_device, params_or_exit, run
-from mnist_gan.pixels import to_uint8
+from mnist_gan.cli import checked_device, params_or_exit, run, setting_option
 from mnist_gan.figures import sample_figure, save_figure
 from mnist_gan.images import image_grid, save_png
 from mnist_gan.models import asks_digits
+from mnist_gan.pixels import to_uint8
+from mnist_gan.runtime import pick_device
 from mnist_gan.sampling import balanced_labels, generate, interpolation, load_generator
 from mnist_gan.storage import save_torch
-from mnist_gan.runtime import pick_device
 
 P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)

@@ -8,18 +8,18 @@ from typing import Annotated
 import typer
 
 from mnist_gan.checkpoints import fingerprint, load_checkpoint, trim_history
+from mnist_gan.cli import checked_device, params_or_exit, progress_bar, run, setting_option
 from mnist_gan.clusters import self_condition_labels
-from mnist_gan.cli import setting_option, checked_device, params_or_exit, progress_bar, run
 from mnist_gan.configs import values
-from mnist_gan.mnist import load_processed
 from mnist_gan.metric_registry import TRAINING
+from mnist_gan.mnist import load_processed
 from mnist_gan.models import asks_digits, build_gan, weights_file
-from mnist_gan.params import digest
 from mnist_gan.parallel import check_replicas, prepare_models
+from mnist_gan.params import digest
+from mnist_gan.runtime import resolve_precision, seed_everything, set_cpu_threads, setup_distributed, teardown_distributed
 from mnist_gan.storage import file_digest, save_torch
 from mnist_gan.tracking import RunLog
 from mnist_gan.training import Trainer, fixed_inputs, gan_config, train_config
-from mnist_gan.runtime import resolve_precision, seed_everything, set_cpu_threads, setup_distributed, teardown_distributed
 
 P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)

@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 from mnist_gan.clusters import deskew, kmeans, self_condition_labels
 from mnist_gan.ema import recalibrate_bn
 from mnist_gan.models import asks_digits, build_gan, random_labels, weights_file
-from mnist_gan.training import gan_config
 from mnist_gan.params import load_params
 from mnist_gan.sampling import generate, interpolation
 from mnist_gan.storage import save_torch
+from mnist_gan.training import gan_config
 from stages import sample
 from tests.conftest import ROOT, run, seeds_gan, set_params, train_cmd
 

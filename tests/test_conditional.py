@@ -8,11 +8,11 @@ from torch import nn
 from typer.testing import CliRunner
 
 from mnist_gan.classifier import predict, train_classifier
-from mnist_gan.mnist import load_split
-from mnist_gan.pixels import to_float
 from mnist_gan.evaluation import evaluate
 from mnist_gan.metrics import fid
+from mnist_gan.mnist import load_split
 from mnist_gan.models import build_gan, weights_file
+from mnist_gan.pixels import to_float
 from mnist_gan.storage import save_torch
 from stages import sample
 from tests.conftest import DEFAULTS, PY, run, seeds_gan

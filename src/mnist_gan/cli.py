@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mnist_gan.configs import Params, help_of
 from mnist_gan.params import ParamsError, check_value, load_params
-from mnist_gan.storage import PipelineError
 from mnist_gan.runtime import DeviceError, pick_device
+from mnist_gan.storage import PipelineError
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from mnist_gan.classifier import MnistClassifier, predict
-from mnist_gan.pixels import to_float
 from mnist_gan.metrics import Scored, fid, nearest_training_images, summarize
 from mnist_gan.models import Generator, asks_digits
+from mnist_gan.pixels import to_float
 from mnist_gan.sampling import balanced_labels, generate
 
 CLASSIFIER_SIZE = 28  # the classifier sees MNIST at its own resolution

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 from mnist_gan.configs import GANConfig, TrainConfig
-from mnist_gan.pixels import to_float
 from mnist_gan.ema import EMA, recalibrate_bn
 from mnist_gan.losses import OBJECTIVES, REGULARIZERS, Regularizer, penalty_weights
 from mnist_gan.models import asks_digits, has_batch_stats, is_convolutional, random_labels
 from mnist_gan.parallel import unwrap
+from mnist_gan.pixels import to_float
 from mnist_gan.storage import PipelineError
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake")  # d_real / d_fake: D's mean score (the loss's own reading)
