@@ -13,7 +13,7 @@ from mnist_gan.configs import TrainConfig
 from mnist_gan.figures import curves_figure, figure_bytes, histogram_figure
 from mnist_gan.images import epoch_grids, gif_bytes
 from mnist_gan.losses import OBJECTIVES
-from mnist_gan.metric_registry import METRICS
+from mnist_gan.metric_registry import METRICS, TRAINING
 from mnist_gan.page import Page
 from mnist_gan.storage import PipelineError
 
@@ -69,7 +69,8 @@ def main(
                    f"{baseline!r}" + ("" if previous else " (none found)") + ".")
     gen, floor = evaluation["generated"], evaluation["real_floor"]
     page.table(["metric", "this run", "real floor", f"baseline ({baseline})", "better"],
-               [[m.label, gen.get(k), floor.get(k), previous.get(k), m.better] for k, m in METRICS.items() if k in gen])
+               [[m.label, m.format(gen.get(k)), m.format(floor.get(k)), m.format(previous.get(k)), m.better]
+                for k, m in METRICS.items() if k in gen])
     if "per_digit_fid" in gen:
         page.paragraph("Per digit: FID of the samples asked for each digit against the test images of that digit, "
                        "beside the same for real training images of that digit (about a tenth of the samples each, "
@@ -85,7 +86,8 @@ def main(
                "Memorization check: the samples closest to a training image (top) and that image (bottom)")
 
     page.heading("Training")
-    page.table(["metric", "final epoch"], [[k, v] for k, v in train.get("epoch_mean", {}).items()])
+    page.table(["metric", "final epoch"], [[TRAINING[f"train/{k}"].label, TRAINING[f"train/{k}"].format(v)]
+                                           for k, v in train.get("epoch_mean", {}).items()])
     reading = OBJECTIVES[t.loss].reading
     page.image("curves.png", figure_bytes(curves_figure(train_dir, t.loss, reading)),
                f"Losses and D outputs per logged step (D outputs as {reading.label}); FID per epoch")

@@ -222,7 +222,7 @@ def render(page: Path, tmp_path: Path) -> tuple[Image.Image, list[str]]:
     run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     f"--user-data-dir={tmp_path / 'profile'}", f"--log-net-log={netlog}", "--window-size=1200,2400",
-                    f"--screenshot={shot}", page.as_uri()], tmp_path, timeout=120)
+                    f"--screenshot={shot}", page.as_uri()], timeout=120)
     log = json.loads(netlog.read_text())
     start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
     requested = [e["params"]["url"] for e in log["events"] if e["type"] == start_job

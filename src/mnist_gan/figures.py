@@ -67,13 +67,14 @@ def curves_figure(live_dir: Path, loss: str, reading) -> plt.Figure:
         ax.grid(alpha=0.3)
     for value, meaning in reading.guides:
         ax_d.axhline(value, color="k", linewidth=0.7, linestyle=":")
-        ax_d.annotate(meaning, (1.0, value), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=7)
+        ax_d.annotate(meaning, (0.99, value), xycoords=("axes fraction", "data"), ha="right", va="center", fontsize=7,
+                      bbox={"boxstyle": "square,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85}, zorder=5)
     if reading.limits:
         ax_d.set_ylim(*reading.limits)
     ax_loss.set_title(f"losses ({loss})")
     ax_d.set_title(f"D outputs: {reading.label}", fontsize=9)
     ax_loss.legend()
-    ax_d.legend(loc="upper left")
+    ax_d.legend(loc="best")
     fid = metrics / "quality/fid.tsv"
     steps, values = read_tsv(fid) if fid.is_file() else ([], [])
     if values:
