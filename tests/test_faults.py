@@ -49,19 +49,17 @@ def edit(text: str, pattern: str, replacement: str) -> str:
     return new
 
 
-BAD_PARAMS = {  # what a hand edit or a bad `-S` can do -> what the message must name
+# What a hand edit or a bad `-S` can do -> what the message must name, through a real stage process: one case per
+# kind of fault. Every key's own rule (ranges, nan, null, choices) is checked in-process by tests/test_params.py,
+# through the same validator.
+BAD_PARAMS = {
     "wrong type": (r"^lr: .*$", "lr: fast", "lr = 'fast'"),
     "out of range": (r"^batch_size: .*$", "batch_size: 0", "batch_size = 0"),
-    "negative float": (r"^lr: .*$", "lr: -2.0e-4", "lr = -0.0002"),
     "missing key": (r"^beta2: .*\n", "", "missing key beta2"),
     "unknown key": (r"^seed: ", "learning_rate: 0.1\nseed: ", "unknown key learning_rate"),
-    "unknown model": (r"^model: .*$", "model: stylegan", "model = 'stylegan'"),
-    "unknown fetch source": (r"^  source: .*$", "  source: ftp", "fetch.source = 'ftp'"),
+    "unknown model": (r"^model: .*$", "model: stylegan", "model = 'stylegan'"),  # the registry, read when checked
     "section value": (r"^  n_images: .*$", "  n_images: many", "sample.n_images = 'many'"),
     "not yaml": (r"^seed: .*$", "seed: [42", "not valid YAML"),
-    "nan": (r"^lr: .*$", "lr: .nan", "lr = nan"),
-    "clusters": (r"^clusters: .*$", "clusters: -5", "clusters = -5"),
-    "ema_rampup": (r"^ema_rampup: .*$", "ema_rampup: 2", "ema_rampup = 2"),
 }
 
 
@@ -78,10 +76,13 @@ def test_bad_params_stop_the_stage_before_it_touches_anything(tmp_path, sampled,
     assert digest(sampled / "s") == before
 
 
-@pytest.mark.parametrize("spelling", ["2e-4", "2.0E-4", "0.0002", ".2e-3"])
-def test_float_spellings_of_yaml_and_dvc_are_accepted(tmp_path, sampled, spelling):
+def test_float_spellings_of_yaml_and_dvc_are_accepted(tmp_path, sampled):
+    """YAML 1.2 spellings (what `dvc exp run -S` writes) in one params file read by a real stage."""
+    text = GOOD_PARAMS
+    for key, spelling in (("lr", "2e-4"), ("lr_d", "4.0E-4"), ("leaky_slope", ".2e0"), ("beta2", "0.999")):
+        text = edit(text, rf"^{key}: .*$", f"{key}: {spelling}")
     params = tmp_path / "params.yaml"
-    params.write_text(edit(GOOD_PARAMS, r"^lr: .*$", f"lr: {spelling}"))
+    params.write_text(text)
     done = run(PY + ["stages.sample", "--help"], params=params, check=False)
     assert done.returncode == 0, done.stderr
 
