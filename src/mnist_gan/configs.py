@@ -160,7 +160,10 @@ class Params:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             part = values(getattr(self, f.name))
-            out.update(part) if f.metadata["top"] else out.update({f.name: part})
+            if f.metadata["top"]:
+                out.update(part)
+            else:
+                out[f.name] = part
         return out
 
     def updated(self, **changes: Any) -> Params:
@@ -176,9 +179,8 @@ class Params:
     def flat(self) -> dict[str, Any]:
         """Every setting by its params.yaml key ("lr", "sample.seed"): the report's table, a run's record."""
         out = {}
-        for f in dataclasses.fields(self):
-            prefix = "" if f.metadata["top"] else f"{f.name}."
-            out.update({prefix + k: v for k, v in values(getattr(self, f.name)).items()})
+        for key, value in self.as_dict().items():
+            out.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value})
         return out
 
 

@@ -89,11 +89,18 @@ def _inside_manifold(query: torch.Tensor, ref: torch.Tensor, radii: torch.Tensor
     return float(torch.cat(inside).double().mean())
 
 
+def precision(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3) -> float:
+    """Share of samples inside the real data's k-NN manifold."""
+    return _inside_manifold(fake_features, real_features, knn_radii(real_features, k))
+
+
+def recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3) -> float:
+    """Share of real data inside the samples' k-NN manifold."""
+    return _inside_manifold(real_features, fake_features, knn_radii(fake_features, k))
+
+
 def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3) -> tuple[float, float]:
-    """Precision: share of samples on the real manifold; recall: share of real data on the sample manifold."""
-    precision = _inside_manifold(fake_features, real_features, knn_radii(real_features, k))
-    recall = _inside_manifold(real_features, fake_features, knn_radii(fake_features, k))
-    return precision, recall
+    return precision(real_features, fake_features, k), recall(real_features, fake_features, k)
 
 
 def nearest_training_images(samples: torch.Tensor, train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,8 +110,8 @@ def nearest_training_images(samples: torch.Tensor, train: torch.Tensor) -> tuple
 
 @dataclass
 class Scored:
-    """One image set, ready to be scored: what every metric function reads. The expensive shared parts
-    (coverage, nearest-neighbour radii, per-digit FIDs) are computed once, on first use."""
+    """One image set, ready to be scored: what every metric function reads. The parts several metrics share
+    (the class coverage, the per-digit FIDs) are computed once, on first use."""
 
     probs: torch.Tensor  # classifier probabilities of the images (n, 10)
     features: torch.Tensor  # their classifier features (n, d)
@@ -172,12 +179,12 @@ def _per_digit_fid_max(s: Scored) -> float | None:
 
 @metric("precision")
 def _precision(s: Scored) -> float:
-    return _inside_manifold(s.features, s.ref_features, knn_radii(s.ref_features, s.k))
+    return precision(s.ref_features, s.features, s.k)
 
 
 @metric("recall")
 def _recall(s: Scored) -> float:
-    return _inside_manifold(s.ref_features, s.features, knn_radii(s.features, s.k))
+    return recall(s.ref_features, s.features, s.k)
 
 
 @metric("nn_dist_mean")
