@@ -39,8 +39,18 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([str(bin_dir / "mnist-gan"), "serve", "--model", str(args.model), "--port", str(port),
-                               "--workers", str(args.workers)])
+    server = subprocess.Popen(
+        [
+            str(bin_dir / "mnist-gan"),
+            "serve",
+            "--model",
+            str(args.model),
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ]
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -54,18 +64,39 @@ def main() -> None:
                 time.sleep(0.2)
         with tempfile.TemporaryDirectory() as tmp:
             prefix = Path(tmp) / "load"
-            subprocess.run([str(bin_dir / "locust"), "-f", str(ROOT / "benchmarks" / "locustfile.py"), "--headless",
-                            "-u", str(args.users), "-r", str(args.users), "-t", f"{args.seconds}s", "--host", url,
-                            "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"], check=True)
+            subprocess.run(
+                [
+                    str(bin_dir / "locust"),
+                    "-f",
+                    str(ROOT / "benchmarks" / "locustfile.py"),
+                    "--headless",
+                    "-u",
+                    str(args.users),
+                    "-r",
+                    str(args.users),
+                    "-t",
+                    f"{args.seconds}s",
+                    "--host",
+                    url,
+                    "--csv",
+                    str(prefix),
+                    "--only-summary",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                check=True,
+            )
             rows = {r["Name"]: r for r in csv.DictReader(open(f"{prefix}_stats.csv"))}
     finally:
         server.terminate()
         server.wait(10)
     grid = rows["/generate.png"]
     print(f"\n{args.users} users, {args.seconds} s, {args.workers} uvicorn worker(s), model {args.model.name}:")
-    print(f"/generate.png (16 images): {grid['Request Count']} requests, {grid['Failure Count']} failed, "
-          f"{float(grid['Requests/s']):.1f} requests/s, latency median {grid['50%']} ms, p95 {grid['95%']} ms, "
-          f"p99 {grid['99%']} ms, max {float(grid['Max Response Time']):.0f} ms")
+    print(
+        f"/generate.png (16 images): {grid['Request Count']} requests, {grid['Failure Count']} failed, "
+        f"{float(grid['Requests/s']):.1f} requests/s, latency median {grid['50%']} ms, p95 {grid['95%']} ms, "
+        f"p99 {grid['99%']} ms, max {float(grid['Max Response Time']):.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -28,22 +28,33 @@ import torch
 import typer
 from torch import nn
 
-from mnist_gan.configs import GANConfig
-from mnist_gan.mnist import load_processed
-from mnist_gan.models import build_gan
-from mnist_gan.parallel import prepare_models
-from mnist_gan.params import load_params
+from mnist_gan.data.mnist import load_processed
+from mnist_gan.gan.models import build_gan
+from mnist_gan.gan.parallel import prepare_models
+from mnist_gan.gan.step import train_step
+from mnist_gan.gan.trainer import Trainer
 from mnist_gan.runtime import native_bf16, pick_device, set_cpu_threads
-from mnist_gan.training import Trainer, train_step
+from mnist_gan.settings.configs import GANConfig
+from mnist_gan.settings.params import load_params
 
 app = typer.Typer(add_completion=False, help=__doc__)
 # The seeds' recipe, which the reference loop runs: committed network settings as a plain unconditional DCGAN with
 # BatchNorm D, trained with bce, lr_d = lr, no EMA, no penalty.
 SEEDS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").updated(
-    spectral_norm=False, loss="bce", lr_d=None, gp_weight=0.0, ema_decay=0.0)
+    spectral_norm=False, loss="bce", lr_d=None, gp_weight=0.0, ema_decay=0.0
+)
 MODELS = {  # name -> (GANConfig overrides, batch size)
-    "mlp": ({"model": "mlp", "latent_dim": 64, "g_hidden": [256], "d_hidden": [128], "g_activation": "leaky_relu",
-             "leaky_slope": 0.1}, 32),
+    "mlp": (
+        {
+            "model": "mlp",
+            "latent_dim": 64,
+            "g_hidden": [256],
+            "d_hidden": [128],
+            "g_activation": "leaky_relu",
+            "leaky_slope": 0.1,
+        },
+        32,
+    ),
     "dcgan": ({"model": "dcgan"}, 128),
 }
 
@@ -52,8 +63,12 @@ def reference_loop(cfg: GANConfig, raw_root: Path, batch_size: int, steps: int, 
     """The seeds' loop; returns images/s over `steps` steps (after 3 warm-up steps)."""
     from torchvision import datasets, transforms
 
-    dataset = datasets.MNIST(str(raw_root), train=True, download=False, transform=transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
+    dataset = datasets.MNIST(
+        str(raw_root),
+        train=True,
+        download=False,
+        transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]),
+    )
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True)
     generator, discriminator = build_gan(cfg, "dcgan")
     generator, discriminator = generator.to(device), nn.Sequential(discriminator, nn.Sigmoid()).to(device)
@@ -141,8 +156,20 @@ def timed(cmd: list[str]) -> tuple[float, float, str]:
 
 
 def train_cmd(out: Path, steps: int, launcher: list[str] | None = None) -> list[str]:
-    return [*(launcher or [sys.executable, "-m"]), "stages.train", "data/processed", str(out), "--results",
-            str(out / "results"), "--checkpoint", str(out / "checkpoint.pt"), "--max-steps", str(steps), "--epochs", "1"]
+    return [
+        *(launcher or [sys.executable, "-m"]),
+        "stages.train",
+        "data/processed",
+        str(out),
+        "--results",
+        str(out / "results"),
+        "--checkpoint",
+        str(out / "checkpoint.pt"),
+        "--max-steps",
+        str(steps),
+        "--epochs",
+        "1",
+    ]
 
 
 def train_stage_peak_rss(steps: int) -> float:
@@ -152,8 +179,19 @@ def train_stage_peak_rss(steps: int) -> float:
 
 def evaluate_cost(n_samples: int) -> tuple[float, float]:
     """(wall s, peak RSS GB) of the evaluate stage on the trained generator with `n_samples` samples."""
-    wall, rss, _ = timed([sys.executable, "-m", "stages.evaluate", "models/generator.pt", "models/classifier.pt",
-                          "data/raw", f"/tmp/mnist-gan-bench/eval-{n_samples}", "--n-samples", str(n_samples)])
+    wall, rss, _ = timed(
+        [
+            sys.executable,
+            "-m",
+            "stages.evaluate",
+            "models/generator.pt",
+            "models/classifier.pt",
+            "data/raw",
+            f"/tmp/mnist-gan-bench/eval-{n_samples}",
+            "--n-samples",
+            str(n_samples),
+        ]
+    )
     return wall, rss
 
 
@@ -183,8 +221,9 @@ def main(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     models: Annotated[str, typer.Option(help="Comma-separated: mlp,dcgan.")] = "mlp,dcgan",
     batches: Annotated[str, typer.Option(help="DCGAN batch sizes for the scaling table ('' = skip).")] = "64,128,256",
-    eval_sizes: Annotated[str, typer.Option(help="evaluate.n_samples values to time ('' = skip).")]
-    = "2000,10000,50000",
+    eval_sizes: Annotated[
+        str, typer.Option(help="evaluate.n_samples values to time ('' = skip).")
+    ] = "2000,10000,50000",
     processes: Annotated[str, typer.Option(help="torchrun process counts to time ('' = skip).")] = "1,2",
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
 ):
@@ -195,8 +234,10 @@ def main(
     images = load_processed(Path("data/processed/train.pt"))["images"]
     peak = matmul_peak(dev)
     report: dict = {"device": str(dev), "threads": torch.get_num_threads(), "matmul_peak_gflops": peak / 1e9}
-    typer.echo(f"device {dev}, {torch.get_num_threads()} threads, fp32 matmul peak {peak / 1e9:.0f} GFLOP/s, "
-               f"native bf16: {native_bf16(dev)}")
+    typer.echo(
+        f"device {dev}, {torch.get_num_threads()} threads, fp32 matmul peak {peak / 1e9:.0f} GFLOP/s, "
+        f"native bf16: {native_bf16(dev)}"
+    )
     precisions = ["fp32"] + (["bf16"] if native_bf16(dev) else [])
     for name in models.split(","):
         overrides, batch = MODELS[name]
@@ -220,8 +261,10 @@ def main(
     if batches:
         report["batch_scaling"] = {}
         for b in map(int, batches.split(",")):
-            row = {p: our_loop(make_trainer(SEEDS.gan, b, p, images, dev), max(10, steps * 128 // b), dev)
-                   for p in precisions}
+            row = {
+                p: our_loop(make_trainer(SEEDS.gan, b, p, images, dev), max(10, steps * 128 // b), dev)
+                for p in precisions
+            }
             report["batch_scaling"][b] = row
             typer.echo(f"dcgan batch {b:4d}: " + "   ".join(f"{p} {v:6.0f} img/s" for p, v in row.items()))
     if eval_sizes:
@@ -234,7 +277,9 @@ def main(
         report["torchrun"] = {}
         for k in map(int, processes.split(",")):
             report["torchrun"][k] = torchrun_speed(k, steps=max(steps, 100))
-            typer.echo(f"torchrun {k} CPU process(es), train stage (params.yaml model): {report['torchrun'][k]:.0f} img/s")
+            typer.echo(
+                f"torchrun {k} CPU process(es), train stage (params.yaml model): {report['torchrun'][k]:.0f} img/s"
+            )
     rss = train_stage_peak_rss(steps=20)
     report["train_stage_peak_rss_gb"] = rss
     typer.echo(f"train stage peak RSS: {rss:.2f} GB")

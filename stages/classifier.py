@@ -10,11 +10,12 @@ from typing import Annotated
 
 import typer
 
-from mnist_gan.classifier import predict, train_classifier
-from mnist_gan.cli import checked_device, params_or_exit, run, setting_option
-from mnist_gan.mnist import load_split
+from mnist_gan.data.mnist import load_split
+from mnist_gan.errors import PipelineError
+from mnist_gan.evaluation.classifier import predict, train_classifier
 from mnist_gan.runtime import pick_device, resolve_precision, set_cpu_threads
-from mnist_gan.storage import PipelineError, save_torch, write_text
+from mnist_gan.stage import DeviceOption, params_or_exit, run, setting_option
+from mnist_gan.storage import save_torch, write_text
 
 P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -24,34 +25,45 @@ app = typer.Typer(add_completion=False, help=__doc__)
 def main(
     raw_root: Annotated[Path, typer.Argument(help="Folder holding MNIST/raw/ (torchvision's layout).")],
     out: Annotated[Path, typer.Argument(help="Classifier weights file to write.")],
-    metrics: Annotated[Path, typer.Option(help="Where the test accuracy goes.")]
-    = Path("results/classifier/metrics.json"),
+    metrics: Annotated[Path, typer.Option(help="Where the test accuracy goes.")] = Path(
+        "results/classifier/metrics.json"
+    ),
     epochs: Annotated[int, setting_option("classifier.epochs")] = P.classifier.epochs,
-    max_train_images: Annotated[int, setting_option("classifier.max_train_images")]
-    = P.classifier.max_train_images,
+    max_train_images: Annotated[int, setting_option("classifier.max_train_images")] = P.classifier.max_train_images,
     min_accuracy: Annotated[float, setting_option("classifier.min_accuracy")] = P.classifier.min_accuracy,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps; not a DVC param.", callback=checked_device)]
-    = "auto",
+    device: DeviceOption = "auto",
 ):
     """Train on the 60,000 real training images, measure accuracy on the 10,000 test images."""
     dev = pick_device(device)
     if dev.type == "cpu":
         set_cpu_threads(None)
-    cfg = replace(P.classifier, epochs=epochs, max_train_images=max_train_images, min_accuracy=min_accuracy,
-                  precision=resolve_precision(P.classifier.precision, dev))
+    cfg = replace(
+        P.classifier,
+        epochs=epochs,
+        max_train_images=max_train_images,
+        min_accuracy=min_accuracy,
+        precision=resolve_precision(P.classifier.precision, dev),
+    )
     images, labels = load_split(raw_root, train=True)
     if max_train_images:
         images, labels = images[:max_train_images], labels[:max_train_images]
-    model = train_classifier(images, labels, cfg, dev, on_epoch=lambda e, loss: typer.echo(
-        f"classifier epoch {e}/{epochs} ({cfg.precision}): loss {loss:.4f}"))
+    model = train_classifier(
+        images,
+        labels,
+        cfg,
+        dev,
+        on_epoch=lambda e, loss: typer.echo(f"classifier epoch {e}/{epochs} ({cfg.precision}): loss {loss:.4f}"),
+    )
     test_images, test_labels = load_split(raw_root, train=False)
     _, probs = predict(model, test_images)
     accuracy = float((probs.argmax(1) == test_labels).double().mean())
     write_text(metrics, json.dumps({"test_accuracy": accuracy}, indent=2) + "\n")
     typer.echo(f"classifier: test accuracy {accuracy:.4f}")
     if accuracy < min_accuracy:
-        raise PipelineError(f"classifier test accuracy {accuracy:.4f} is below classifier.min_accuracy "
-                            f"{min_accuracy}: its features would make the metrics meaningless")
+        raise PipelineError(
+            f"classifier test accuracy {accuracy:.4f} is below classifier.min_accuracy "
+            f"{min_accuracy}: its features would make the metrics meaningless"
+        )
     save_torch({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, out)
 
 

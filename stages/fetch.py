@@ -5,8 +5,8 @@ from typing import Annotated
 
 import typer
 
-from mnist_gan.cli import params_or_exit, run, setting_option
-from mnist_gan.mnist import fetch_raw
+from mnist_gan.data.mnist import fetch_raw
+from mnist_gan.stage import params_or_exit, run, setting_option
 
 P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)

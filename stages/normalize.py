@@ -5,9 +5,9 @@ from typing import Annotated
 
 import typer
 
-from mnist_gan.cli import params_or_exit, run, setting_option
-from mnist_gan.mnist import load_split
-from mnist_gan.pixels import resize_uint8
+from mnist_gan.data.mnist import load_split
+from mnist_gan.data.pixels import resize_uint8
+from mnist_gan.stage import params_or_exit, run, setting_option
 from mnist_gan.storage import save_torch
 
 P = params_or_exit()
@@ -19,8 +19,7 @@ def main(
     raw_root: Annotated[Path, typer.Argument(help="Folder holding MNIST/raw/ (torchvision's layout).")],
     out_dir: Annotated[Path, typer.Argument(help="Where train.pt and test.pt go.")],
     image_size: Annotated[int, setting_option("normalize.image_size")] = P.normalize.image_size,
-    max_train_images: Annotated[int, setting_option("normalize.max_train_images")]
-    = P.normalize.max_train_images,
+    max_train_images: Annotated[int, setting_option("normalize.max_train_images")] = P.normalize.max_train_images,
 ):
     """Load MNIST with torchvision's own loader and save {images: uint8 (N,1,S,S), labels: int64 (N,)}."""
     for split, train in (("train", True), ("test", False)):

@@ -13,13 +13,13 @@ from typing import Annotated
 import torch
 import typer
 
-from mnist_gan.cli import checked_device, params_or_exit, run, setting_option
-from mnist_gan.figures import sample_figure, save_figure
-from mnist_gan.images import image_grid, save_png
-from mnist_gan.models import asks_digits
-from mnist_gan.pixels import to_uint8
+from mnist_gan.data.pixels import to_uint8
+from mnist_gan.gan.models import asks_digits
+from mnist_gan.gan.sampling import balanced_labels, generate, interpolation, load_generator
+from mnist_gan.outputs.figures import sample_figure, save_figure
+from mnist_gan.outputs.images import image_grid, save_png
 from mnist_gan.runtime import pick_device
-from mnist_gan.sampling import balanced_labels, generate, interpolation, load_generator
+from mnist_gan.stage import DeviceOption, params_or_exit, run, setting_option
 from mnist_gan.storage import save_torch
 
 P = params_or_exit()
@@ -44,25 +44,31 @@ def parse_digits(value: str | None) -> list[int] | None:
 @app.command()
 def main(
     weights: Annotated[Path, typer.Option(help="Generator weights file.")] = Path("models/generator.pt"),
-    out: Annotated[Path, typer.Option(help="Grid PNG to write; the figure, tensor and strip go beside it.")]
-    = Path("results/sample/grid.png"),
-    n: Annotated[int, setting_option("sample.n_images")]
-    = P.sample.n_images,
-    digit: Annotated[str | None, typer.Option(help="Conditional generators: 7, 0,3,9 or all (a row per digit).",
-                                              callback=parse_digits)] = None,
+    out: Annotated[Path, typer.Option(help="Grid PNG to write; the figure, tensor and strip go beside it.")] = Path(
+        "results/sample/grid.png"
+    ),
+    n: Annotated[int, setting_option("sample.n_images")] = P.sample.n_images,
+    digit: Annotated[
+        str | None,
+        typer.Option(help="Conditional generators: 7, 0,3,9 or all (a row per digit).", callback=parse_digits),
+    ] = None,
     seed: Annotated[int, setting_option("sample.seed")] = P.sample.seed,
-    nrow: Annotated[int, setting_option("sample.nrow")]
-    = P.sample.nrow,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps; not a DVC param.", callback=checked_device)]
-    = "auto",
+    nrow: Annotated[int, setting_option("sample.nrow")] = P.sample.nrow,
+    device: DeviceOption = "auto",
 ):
     """Sample `n` images from the generator with a fixed seed (a conditional one: class-balanced, or --digit)."""
     generator = load_generator(weights, pick_device(device))
     digits = asks_digits(generator.cfg)
     if digit is not None and not digits:
-        kind = f" (self-conditioned on {generator.cfg.num_classes} clusters, not digits)" if generator.cfg.num_classes else ""
-        raise typer.BadParameter(f"{weights} holds an unconditional generator{kind}; --digit needs one trained "
-                                 f"with conditional: true", param_hint="--digit")
+        kind = (
+            f" (self-conditioned on {generator.cfg.num_classes} clusters, not digits)"
+            if generator.cfg.num_classes
+            else ""
+        )
+        raise typer.BadParameter(
+            f"{weights} holds an unconditional generator{kind}; --digit needs one trained with conditional: true",
+            param_hint="--digit",
+        )
     labels = None
     if digit is not None:
         labels = torch.tensor(digit).repeat_interleave(n)
@@ -73,7 +79,9 @@ def main(
     save_png(image_grid(images, nrow=nrow), out)
     figure = out.with_name(out.stem + "_figure.png")
     titles = [str(int(d)) for d in labels[:64]] if labels is not None else None
-    save_figure(sample_figure(images[:64], f"{generator.cfg.model}: {len(images)} samples, seed {seed}", titles), figure)
+    save_figure(
+        sample_figure(images[:64], f"{generator.cfg.model}: {len(images)} samples, seed {seed}", titles), figure
+    )
     strip = out.with_name(out.stem + "_interpolation.png")
     save_png(image_grid(interpolation(generator, seed), nrow=10), strip)
     tensor = out.with_name(out.stem + ".pt")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ import torch
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from mnist_gan.configs import GANConfig, TrainConfig
-from mnist_gan.mnist import fetch_raw, load_split
-from mnist_gan.params import load_params
+from mnist_gan.data.mnist import fetch_raw, load_split
+from mnist_gan.settings.configs import GANConfig, TrainConfig
+from mnist_gan.settings.params import load_params
 from mnist_gan.storage import save_torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,52 @@ for _var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
 
 
 DEFAULTS = load_params(ROOT / "params.yaml")  # the committed settings: configs in tests start from them
+
+
+PACKAGE = ROOT / "src" / "mnist_gan"
+
+
+def library_modules() -> dict[str, Path]:
+    """{dotted name: file} of every module of the package, subpackages included (`mnist_gan.gan.models`)."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def imported_modules(source: str) -> set[str]:
+    """The package's modules a source imports anywhere in it (module level or inside a function), by dotted name."""
+    known = library_modules()
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found |= {name for name in names if name in known}
+    return found
+
+
+def names_compared(source: str, names: set[str]) -> list[str]:
+    """Lines of `source` that compare a value with one of `names` (a registry's keys), however it is spelled:
+    `x == "hinge"`, `x != 'bce'`, `x in ("hinge",)`, `case "hinge":`. Such a line is a branch on a name that a
+    registry entry should carry instead."""
+
+    def named(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in names
+        return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(named(e) for e in node.elts)
+
+    hits = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and any(named(e) for e in [node.left, *node.comparators]):
+            hits.append(f"{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.MatchValue) and named(node.value):
+            hits.append(f"{node.lineno}: case {ast.unparse(node.value)}")
+    return hits
 
 
 def seeds_gan(**changes) -> GANConfig:
@@ -51,16 +98,32 @@ class Done(subprocess.CompletedProcess):
         return self.stdout + self.stderr
 
 
-def run(cmd: list, cwd: Path = ROOT, *, check: bool = True, params: Path | None = None, env: dict | None = None,
-        signal: int | None = None, when: Callable[[], object] | None = None, settle: float = 0.0, poll: float = 0.01,
-        timeout: float | None = None, **popen) -> Done:
+def run(
+    cmd: list,
+    cwd: Path = ROOT,
+    *,
+    check: bool = True,
+    params: Path | None = None,
+    env: dict | None = None,
+    signal: int | None = None,
+    when: Callable[[], object] | None = None,
+    settle: float = 0.0,
+    poll: float = 0.01,
+    timeout: float | None = None,
+    **popen,
+) -> Done:
     """The one way tests start a process (dvc, git, a stage: `PY + ["stages.sample", ...]`): a real one, with the
     venv's tools first on PATH, this repo importable and params.yaml from `params` if given. With `signal`: send it
     once `when()` holds (waiting up to 120 s) and `settle` s more, as a crash or a user's Ctrl-C would. Returns the
     finished process (`.output` = stdout + stderr); `check` asserts it exited 0, showing its output if not."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           **({"MNIST_GAN_PARAMS": str(params)} if params else {}), **(env or {})}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        **({"MNIST_GAN_PARAMS": str(params)} if params else {}),
+        **(env or {}),
+    }
     cmd = [str(c) for c in cmd]
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     if signal is not None:
@@ -87,10 +150,20 @@ def small_repo(tmp_path_factory, raw_mnist):
     Shared by the pipeline and remote tests; a test that changes it works on `clone_of(small_repo)`.
     """
     repo = copy_project(tmp_path_factory.mktemp("repo"))
-    set_params(repo, epochs=1, batch_size=64, **{
-        "normalize.max_train_images": 512, "sample.n_images": 16, "evaluate.n_samples": 200,
-        # a 1-epoch classifier on 4,000 images: a smaller honest bar (the full run must reach 99%)
-        "classifier.epochs": 1, "classifier.max_train_images": 4000, "classifier.min_accuracy": 0.9})
+    set_params(
+        repo,
+        epochs=1,
+        batch_size=64,
+        **{
+            "normalize.max_train_images": 512,
+            "sample.n_images": 16,
+            "evaluate.n_samples": 200,
+            # a 1-epoch classifier on 4,000 images: a smaller honest bar (the full run must reach 99%)
+            "classifier.epochs": 1,
+            "classifier.max_train_images": 4000,
+            "classifier.min_accuracy": 0.9,
+        },
+    )
     run(["git", "commit", "-qam", "small params"], repo)
     out = run(DVC + ["repro"], repo).output
     run(["git", "add", "-A"], repo)
@@ -127,8 +200,22 @@ def resume_data(tmp_path_factory, raw_mnist) -> Path:
 
 def train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
     """The real train stage as a process, writing everything under `out`."""
-    return [sys.executable, "-m", "stages.train", str(data), str(out), "--results", str(out / "results"),
-            "--checkpoint", str(out / "checkpoint.pt"), "--batch-size", "64", "--threads", "2", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "stages.train",
+        str(data),
+        str(out),
+        "--results",
+        str(out / "results"),
+        "--checkpoint",
+        str(out / "checkpoint.pt"),
+        "--batch-size",
+        "64",
+        "--threads",
+        "2",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -219,12 +306,30 @@ def render(page: Path, tmp_path: Path) -> tuple[Image.Image, list[str]]:
     page makes carry the page's origin ('null' for file://).
     """
     shot, netlog = tmp_path / f"{page.stem}.png", tmp_path / f"{page.stem}.netlog.json"
-    run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--log-net-log={netlog}", "--window-size=1200,2400",
-                    f"--screenshot={shot}", page.as_uri()], timeout=120)
+    run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--log-net-log={netlog}",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        timeout=120,
+    )
     log = json.loads(netlog.read_text())
     start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    requested = [e["params"]["url"] for e in log["events"] if e["type"] == start_job
-                 and "url" in e.get("params", {}) and e["params"].get("initiator") != "not an origin"]
+    requested = [
+        e["params"]["url"]
+        for e in log["events"]
+        if e["type"] == start_job and "url" in e.get("params", {}) and e["params"].get("initiator") != "not an origin"
+    ]
     return Image.open(shot).convert("L"), requested

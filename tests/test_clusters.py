@@ -6,13 +6,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mnist_gan.clusters import deskew, kmeans, self_condition_labels
-from mnist_gan.ema import recalibrate_bn
-from mnist_gan.models import asks_digits, build_gan, random_labels, weights_file
-from mnist_gan.params import load_params
-from mnist_gan.sampling import generate, interpolation
+from mnist_gan.gan.build import gan_config
+from mnist_gan.gan.clusters import deskew, kmeans, self_condition_labels
+from mnist_gan.gan.ema import recalibrate_bn
+from mnist_gan.gan.models import asks_digits, build_gan, random_labels, weights_file
+from mnist_gan.gan.sampling import generate, interpolation
+from mnist_gan.settings.params import load_params
 from mnist_gan.storage import save_torch
-from mnist_gan.training import gan_config
 from stages import sample
 from tests.conftest import ROOT, run, seeds_gan, set_params, train_cmd
 
@@ -89,8 +89,10 @@ def test_a_self_conditioned_generator_samples_unconditionally_and_reproducibly()
     a, b = generate(generator, 64, seed=5), generate(generator, 64, seed=5)
     assert torch.equal(a, b) and not torch.equal(a, generate(generator, 64, seed=6))
     # with no labels given, clusters are drawn (not all cluster 0): the images vary with the drawn cluster
-    z_only = generator(torch.randn(64, *generator.latent_shape, generator=torch.Generator().manual_seed(5)),
-                       torch.zeros(64, dtype=torch.long))
+    z_only = generator(
+        torch.randn(64, *generator.latent_shape, generator=torch.Generator().manual_seed(5)),
+        torch.zeros(64, dtype=torch.long),
+    )
     assert not torch.equal(a, z_only)
     assert interpolation(generator, seed=0).shape == (10, 1, 28, 28)
     recalibrate_bn(generator, 2, 16, seed=0)  # draws clusters by their shares, not digits
@@ -135,7 +137,9 @@ def test_training_reads_no_digit_label(tmp_path, tiny_data):
         shutil.copy(ROOT / "params.yaml", project / "params.yaml")
         set_params(project, conditional=False, clusters=5)
         out = tmp_path / f"run-{name}"
-        done = run(train_cmd(data, out, "--max-steps", "3", "--epochs", "1"), params=project / "params.yaml", check=False)
+        done = run(
+            train_cmd(data, out, "--max-steps", "3", "--epochs", "1"), params=project / "params.yaml", check=False
+        )
         assert done.returncode == 0, done.stderr
         assert "self-conditioned on 5 clusters" in done.stdout
         outs.append((out / "generator.pt").read_bytes())

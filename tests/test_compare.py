@@ -6,7 +6,8 @@ import re
 
 import pytest
 from PIL import Image
-from tests.conftest import CHROMIUM, DVC, committed_copy, images_outside_tables, PY, render, run, tables
+
+from tests.conftest import CHROMIUM, DVC, PY, committed_copy, images_outside_tables, render, run, tables
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def swept(small_repo, tmp_path_factory):
 
 
 def compare(repo, *args, check=True):
-    done = run(PY + ["mnist_gan.commands", "compare", *args], repo, check=False)
+    done = run(PY + ["mnist_gan.cli", "compare", *args], repo, check=False)
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
@@ -75,7 +76,10 @@ def test_outputs_not_in_the_cache_are_named_with_the_fix(swept, tmp_path):
     run(["git", "clone", "-q", str(swept), str(clone)], tmp_path)
     run(["git", "fetch", "-q", "origin", "refs/exps/*:refs/exps/*"], clone)  # the exp commits, not the cache
     done = compare(clone, "fast", "--out", "reports/c.html")
-    assert "fast: results/sample/grid.png is not in the local cache; fetch it with `dvc exp pull origin fast" in done.stderr
+    assert (
+        "fast: results/sample/grid.png is not in the local cache; fetch it with `dvc exp pull origin fast"
+        in done.stderr
+    )
     assert "fast" in (clone / "reports/c.md").read_text()
 
 

@@ -7,12 +7,12 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from mnist_gan.classifier import predict, train_classifier
-from mnist_gan.evaluation import evaluate
-from mnist_gan.metrics import fid
-from mnist_gan.mnist import load_split
-from mnist_gan.models import build_gan, weights_file
-from mnist_gan.pixels import to_float
+from mnist_gan.data.mnist import load_split
+from mnist_gan.data.pixels import to_float
+from mnist_gan.evaluation.classifier import predict, train_classifier
+from mnist_gan.evaluation.metrics import fid
+from mnist_gan.evaluation.scoring import evaluate
+from mnist_gan.gan.models import build_gan, weights_file
 from mnist_gan.storage import save_torch
 from stages import sample
 from tests.conftest import DEFAULTS, PY, run, seeds_gan
@@ -37,20 +37,26 @@ def test_digit_draws_the_asked_digits(tmp_path):
     assert drawn["images"].shape == (16, 1, 28, 28) and drawn["labels"].tolist() == [7] * 16
     assert (tmp_path / "sevens_interpolation.png").is_file()
 
-    result = runner.invoke(sample.app, ["--weights", str(weights), "--digit", "0,3,9", "--n", "4", "--out",
-                                        str(tmp_path / "three.png")])
+    result = runner.invoke(
+        sample.app, ["--weights", str(weights), "--digit", "0,3,9", "--n", "4", "--out", str(tmp_path / "three.png")]
+    )
     assert result.exit_code == 0, result.output
     assert torch.load(tmp_path / "three.pt", weights_only=True)["labels"].tolist() == [0] * 4 + [3] * 4 + [9] * 4
-    result = runner.invoke(sample.app, ["--weights", str(weights), "--digit", "all", "--n", "2", "--out",
-                                        str(tmp_path / "all.png")])
+    result = runner.invoke(
+        sample.app, ["--weights", str(weights), "--digit", "all", "--n", "2", "--out", str(tmp_path / "all.png")]
+    )
     assert result.exit_code == 0, result.output
     assert torch.load(tmp_path / "all.pt", weights_only=True)["labels"].tolist() == sorted(list(range(10)) * 2)
 
 
 def test_bad_digit_requests_are_one_line_usage_errors_and_write_nothing(tmp_path):
     weights, plain = conditional_weights(tmp_path), conditional_weights(tmp_path, conditional=False)
-    for args, said in (((weights, "12"), "digits are 0 to 9"), ((weights, "seven"), "not a digit list"),
-                       ((weights, "-1"), "digits are 0 to 9"), ((plain, "7"), "unconditional generator")):
+    for args, said in (
+        ((weights, "12"), "digits are 0 to 9"),
+        ((weights, "seven"), "not a digit list"),
+        ((weights, "-1"), "digits are 0 to 9"),
+        ((plain, "7"), "unconditional generator"),
+    ):
         out = tmp_path / "x.png"
         result = runner.invoke(sample.app, ["--weights", str(args[0]), "--digit", args[1], "--out", str(out)])
         assert result.exit_code == 2, result.output
@@ -63,9 +69,12 @@ def test_a_missing_or_unknown_device_is_one_line(tmp_path):
     result = runner.invoke(sample.app, ["--weights", str(weights), "--device", "tpu", "--out", str(tmp_path / "a.png")])
     assert result.exit_code == 2 and "unknown device 'tpu'" in result.output
     if not torch.cuda.is_available():
-        done = run(PY + ["stages.sample", "--weights", weights, "--device", "cuda", "--out", tmp_path / "b.png"], check=False)
+        done = run(
+            PY + ["stages.sample", "--weights", weights, "--device", "cuda", "--out", tmp_path / "b.png"], check=False
+        )
         assert done.returncode == 1 and done.stderr.strip().splitlines() == [
-            "error: no CUDA device 'cuda' here (0 visible); use --device cpu or auto"]
+            "error: no CUDA device 'cuda' here (0 visible); use --device cpu or auto"
+        ]
         assert not (tmp_path / "b.png").exists()
 
 
@@ -81,13 +90,17 @@ class RealDigits(nn.Module):
     def forward(self, z, y):
         # the i-th request for digit d gets the i-th test image of d, chosen through z so samples differ
         pick = (z[:, 0].abs() * 1e4).long()
-        return torch.stack([self.by_digit[d][i % len(self.by_digit[d])] for d, i in zip(y.tolist(), pick.tolist())])
+        return torch.stack(
+            [self.by_digit[d][i % len(self.by_digit[d])] for d, i in zip(y.tolist(), pick.tolist(), strict=True)]
+        )
 
 
 @pytest.mark.slow
 def test_label_accuracy_and_per_digit_fid_on_real_digits(raw_mnist):
     train, test = load_split(raw_mnist, train=True), load_split(raw_mnist, train=False)
-    classifier = train_classifier(train[0][:4000], train[1][:4000], replace(DEFAULTS.classifier, epochs=1, precision="fp32"), torch.device("cpu"))
+    classifier = train_classifier(
+        train[0][:4000], train[1][:4000], replace(DEFAULTS.classifier, epochs=1, precision="fp32"), torch.device("cpu")
+    )
     small_train = (train[0][:5000], train[1][:5000])
     result = evaluate(RealDigits(*test), classifier, small_train, test, n=1000, seed=0, k=3)
     gen, floor = result.metrics["generated"], result.metrics["real_floor"]

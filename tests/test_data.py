@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_gan import mnist, pixels
-from mnist_gan.mnist import DataError, MNIST_MD5, fetch_raw, idx_bytes, idx_from_hub_wheel, read_idx, verify_raw
+from mnist_gan.data import mnist, pixels
+from mnist_gan.data.mnist import MNIST_MD5, DataError, fetch_raw, idx_bytes, idx_from_hub_wheel, read_idx, verify_raw
 
 
 def test_idx_round_trip(tmp_path):
@@ -57,7 +57,9 @@ def test_fetch_from_a_local_folder_of_gz_files(tmp_path, raw_mnist):
     src = tmp_path / "src"
     src.mkdir()
     for name in MNIST_MD5:
-        (src / f"{name}.gz").write_bytes(gzip.compress((raw_mnist / "MNIST" / "raw" / name).read_bytes(), compresslevel=1))
+        (src / f"{name}.gz").write_bytes(
+            gzip.compress((raw_mnist / "MNIST" / "raw" / name).read_bytes(), compresslevel=1)
+        )
     assert fetch_raw(str(src), tmp_path / "out", log=lambda *_: None) == str(src)
     verify_raw(tmp_path / "out")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_gan.models import Discriminator, build_gan, weights_file
+from mnist_gan.gan.models import Discriminator, build_gan, weights_file
 from mnist_gan.storage import file_digest, save_torch
 from tests.conftest import PY, ROOT, run, seeds_gan, train_cmd
 
@@ -38,7 +38,10 @@ def sampled(tmp_path_factory):
     out = tmp_path_factory.mktemp("sampled")
     generator, _ = build_gan(seeds_gan())
     save_torch(weights_file(generator), out / "generator.pt")
-    done = run(PY + ["stages.sample", "--weights", out / "generator.pt", "--out", out / "s" / "grid.png", "--n", "8"], check=False)
+    done = run(
+        PY + ["stages.sample", "--weights", out / "generator.pt", "--out", out / "s" / "grid.png", "--n", "8"],
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -69,8 +72,11 @@ def test_bad_params_stop_the_stage_before_it_touches_anything(tmp_path, sampled,
     params = tmp_path / "params.yaml"
     params.write_text(edit(GOOD_PARAMS, pattern, replacement))
     before = digest(sampled / "s")
-    done = run(PY + ["stages.sample", "--weights", sampled / "generator.pt", "--out", sampled / "s" / "grid.png"],
-               params=params, check=False)
+    done = run(
+        PY + ["stages.sample", "--weights", sampled / "generator.pt", "--out", sampled / "s" / "grid.png"],
+        params=params,
+        check=False,
+    )
     line = one_line_error(done, 2)
     assert line.startswith("error: ") and named in line, line
     assert digest(sampled / "s") == before
@@ -93,8 +99,10 @@ def test_weights_truncated_other_architecture_or_code(tmp_path, sampled):
     cases["truncated"] = tmp_path / "truncated.pt"
     cases["truncated"].write_bytes(good[: len(good) // 3])
     cases["discriminator"] = tmp_path / "discriminator.pt"
-    save_torch({**weights_file(Discriminator(seeds_gan())), "config": weights_file(Discriminator(seeds_gan()))["config"]},
-               cases["discriminator"])
+    save_torch(
+        {**weights_file(Discriminator(seeds_gan())), "config": weights_file(Discriminator(seeds_gan()))["config"]},
+        cases["discriminator"],
+    )
     cases["mlp config, dcgan weights"] = tmp_path / "mixed.pt"
     mixed = torch.load(sampled / "generator.pt", weights_only=True)
     mixed["config"]["model"] = "mlp"
@@ -126,8 +134,11 @@ def test_a_full_disk_fails_in_one_line_and_keeps_the_previous_output(tmp_path, s
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get the error from write(), not a signal
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
-    done = run(PY + ["stages.sample", "--weights", sampled / "generator.pt", "--out", sampled / "s" / "grid.png",
-                     "--n", "64"], check=False, preexec_fn=small_files_only)
+    done = run(
+        PY + ["stages.sample", "--weights", sampled / "generator.pt", "--out", sampled / "s" / "grid.png", "--n", "64"],
+        check=False,
+        preexec_fn=small_files_only,
+    )
     line = one_line_error(done, 1)
     assert line.startswith("error: cannot read or write") and "File too large" in line, line
     assert digest(sampled / "s") == before  # neither the grid nor the tensor was half-written
@@ -163,8 +174,13 @@ def test_sigkill_mid_checkpoint_write_then_resume_gives_the_same_bytes(tmp_path,
     resume below always starts from a run killed mid-write."""
     for attempt in range(5):
         out = tmp_path / f"run{attempt}"
-        run(_train(resume_data, out), check=False, signal=signal.SIGKILL, when=lambda: list(out.glob(".checkpoint.pt.*.tmp")),
-            poll=0.0005)
+        run(
+            _train(resume_data, out),
+            check=False,
+            signal=signal.SIGKILL,
+            when=lambda out=out: list(out.glob(".checkpoint.pt.*.tmp")),
+            poll=0.0005,
+        )
         if list(out.glob(".checkpoint.pt.*.tmp")):
             break
     else:
@@ -179,8 +195,14 @@ def test_sigint_stops_cleanly_and_the_checkpoint_resumes(tmp_path, resume_data, 
     out = tmp_path / "run"
     # a shell without job control starts background jobs with SIGINT ignored (and Python keeps it so):
     # give the child the default disposition a terminal's Ctrl-C meets
-    proc = run(_train(resume_data, out), check=False, signal=signal.SIGINT, when=(out / "checkpoint.pt").exists,
-               settle=0.3, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # mid-epoch 2
+    proc = run(
+        _train(resume_data, out),
+        check=False,
+        signal=signal.SIGINT,
+        when=(out / "checkpoint.pt").exists,
+        settle=0.3,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # mid-epoch 2
     stderr = proc.stderr
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("error: interrupted (Ctrl-C)"), stderr

@@ -7,9 +7,19 @@ import sys
 import pytest
 import torch
 
-from mnist_gan.metric_registry import METRICS
-from mnist_gan.metrics import (FUNCTIONS, Scored, class_coverage, classifier_score, fid, knn_radii,
-                               nearest_training_images, precision_recall, summarize)
+from mnist_gan.evaluation.metrics import (
+    FUNCTIONS,
+    Scored,
+    class_coverage,
+    classifier_score,
+    fid,
+    knn_radii,
+    nearest_training_images,
+    precision,
+    recall,
+    summarize,
+)
+from mnist_gan.evaluation.registry import METRICS
 
 
 @pytest.fixture
@@ -46,13 +56,12 @@ def test_class_coverage():
 
 
 def test_precision_recall_of_a_set_with_itself_is_one_and_drops_for_a_far_set(features):
-    assert precision_recall(features, features, k=3) == (1.0, 1.0)
+    assert (precision(features, features, k=3), recall(features, features, k=3)) == (1.0, 1.0)
     far = features + 100.0
-    assert precision_recall(features, far, k=3) == (0.0, 0.0)
+    assert (precision(features, far, k=3), recall(features, far, k=3)) == (0.0, 0.0)
     half = torch.cat([features[:1000], features[1000:] + 100.0])  # half on the real manifold, half far off
-    precision, recall = precision_recall(features, half, k=3)
-    assert precision == pytest.approx(0.5, abs=0.02)
-    assert 0.5 <= recall < 1.0  # the copied half is covered; the rest only where the samples' balls reach
+    assert precision(features, half, k=3) == pytest.approx(0.5, abs=0.02)
+    assert 0.5 <= recall(features, half, k=3) < 1.0  # the copied half is covered; the rest where the balls reach
 
 
 def test_knn_radii_excludes_the_point_itself():
@@ -72,8 +81,16 @@ def scored(n: int = 400, labels: bool = True, seed: int = 0) -> Scored:
     g = torch.Generator().manual_seed(seed)
     probs = torch.softmax(3 * torch.randn(n, 10, generator=g), 1)
     ref_labels = torch.arange(n) % 10
-    return Scored(probs, torch.randn(n, 8, generator=g), torch.randn(n, 8, generator=g), ref_labels,
-                  ref_labels.clone() if labels else None, torch.rand(n, generator=g) + 1, torch.rand(n, generator=g) + 1, 3)
+    return Scored(
+        probs,
+        torch.randn(n, 8, generator=g),
+        torch.randn(n, 8, generator=g),
+        ref_labels,
+        ref_labels.clone() if labels else None,
+        torch.rand(n, generator=g) + 1,
+        torch.rand(n, generator=g) + 1,
+        3,
+    )
 
 
 def test_each_registry_entry_has_exactly_one_function():
@@ -84,31 +101,50 @@ def test_summarize_runs_every_metric_that_applies():
     with_labels, without = summarize(scored()), summarize(scored(labels=False))
     assert list(with_labels) == list(METRICS)  # the registry's order
     assert set(METRICS) - set(without) == {"label_accuracy", "per_digit_fid_max"}  # they need each image's digit
-    s = scored()
-    assert (with_labels["precision"], with_labels["recall"]) == precision_recall(s.ref_features, s.features, 3)
-    assert with_labels["label_accuracy"] == float((s.probs.argmax(1) == s.labels).double().mean())
+
+
+def test_the_registered_functions_give_known_answers_on_a_hand_made_set():
+    """1-d features and k = 1, so every ball is known: real points 0, 0.55, 3, 7 have radii 0.55, 0.55, 2.45, 4;
+    samples 0.5 and 0.6 fall inside the ball of 0.55, samples 100 and 100.2 inside none (precision 1/2); the
+    samples' own radii are 0.1, 0.1, 0.2, 0.2, so only the real 0.55 lies in one (recall 1/4). The classifier
+    agrees with 3 of the 4 asked-for digits (label accuracy 3/4)."""
+    real = torch.tensor([[0.0], [0.55], [3.0], [7.0]])
+    fake = torch.tensor([[0.5], [0.6], [100.0], [100.2]])
+    labels = torch.tensor([1, 2, 3, 4])
+    probs = torch.nn.functional.one_hot(torch.tensor([1, 2, 3, 9]), 10).float()
+    s = Scored(probs, fake, real, labels, labels, torch.ones(4), torch.ones(4), 1)
+    got = {key: FUNCTIONS[key](s) for key in ("precision", "recall", "label_accuracy")}  # what summarize runs
+    assert got == {"precision": 0.5, "recall": 0.25, "label_accuracy": 0.75}
 
 
 def test_a_new_metric_is_one_function_and_one_entry(monkeypatch, tmp_path):
     """What a newcomer writes for a new metric, and nothing else: it then reaches metrics.json (summarize), the
     compare page's columns (best in bold) and the model card, with its label and direction."""
-    from mnist_gan.compare import Revision, build_page
-    from mnist_gan.metric_registry import Metric
-    from mnist_gan.model_card import card_metadata
-    from mnist_gan.metrics import metric
+    from mnist_gan.evaluation.metrics import metric
+    from mnist_gan.evaluation.registry import Metric
+    from mnist_gan.outputs.compare import Revision, build_page
+    from mnist_gan.outputs.model_card import card_metadata
 
-    monkeypatch.setitem(METRICS, "top_probability", Metric("top_probability", "mean top-class probability", "top p", "higher",
-                                                      ".3f", headline=True))
-    monkeypatch.setattr(sys.modules["mnist_gan.metrics"], "FUNCTIONS", dict(FUNCTIONS))
+    monkeypatch.setitem(
+        METRICS,
+        "top_probability",
+        Metric("top_probability", "mean top-class probability", "top p", "higher", ".3f", headline=True),
+    )
+    monkeypatch.setattr(sys.modules["mnist_gan.evaluation.metrics"], "FUNCTIONS", dict(FUNCTIONS))
     metric("top_probability")(lambda s: float(s.probs.max(1).values.mean()))
 
     values = summarize(scored())
     assert values["top_probability"] == pytest.approx(float(scored().probs.max(1).values.mean()))
-    runs = [Revision("a", "a", metrics={"generated": {**values, "top_probability": 0.5}}),
-            Revision("b", "b", metrics={"generated": {**values, "top_probability": 0.9}})]
+    runs = [
+        Revision("a", "a", metrics={"generated": {**values, "top_probability": 0.5}}),
+        Revision("b", "b", metrics={"generated": {**values, "top_probability": 0.9}}),
+    ]
     build_page(runs, []).write(tmp_path, stem="compare")
     html = (tmp_path / "compare.html").read_text()
-    assert "<th>top p</th>" in html and "<strong>0.9</strong>" in html
-    meta = {"config": json.dumps({"model": "dcgan"}), "kind": "conditional",
-            "metrics": json.dumps({"generated": values, "real_floor": values})}
+    assert "<th>top p</th>" in html and "<strong>0.900</strong>" in html  # in its own format, .3f
+    meta = {
+        "config": json.dumps({"model": "dcgan"}),
+        "kind": "conditional",
+        "metrics": json.dumps({"generated": values, "real_floor": values}),
+    }
     assert "top_probability" in card_metadata(meta)["metrics"]

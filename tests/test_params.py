@@ -1,8 +1,12 @@
 """params.yaml validation: every bad value gives one line naming the key, the value and what is allowed."""
 
 import dataclasses
+import importlib
+import math
 import re
 import sys
+import types
+import typing
 
 import pytest
 import yaml
@@ -10,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mnist_gan.configs import Params
-from mnist_gan.families import FAMILIES
-from mnist_gan.losses import OBJECTIVES
-from mnist_gan.params import SCHEMA, ParamsError, check_value, load_params, validate
+from mnist_gan.gan.families import FAMILIES
+from mnist_gan.gan.losses import OBJECTIVES
+from mnist_gan.settings.configs import Params
+from mnist_gan.settings.params import SCHEMA, ParamsError, check_value, load_params, validate
 from stages import sample
 from tests.conftest import ROOT
 
@@ -35,34 +39,37 @@ def test_the_committed_params_are_valid():
     assert params.train.lr == 0.0002 and params.gan.model == "dcgan"
 
 
-@pytest.mark.parametrize("key, value, allowed", [
-    ("lr", 0, "> 0.0"),
-    ("lr", -1.0, "> 0.0"),
-    ("lr", "fast", "finite number"),
-    ("lr", float("nan"), "finite number"),
-    ("batch_size", 0, "integer >= 1"),
-    ("batch_size", 12.5, "integer >= 1"),
-    ("batch_size", True, "integer >= 1"),
-    ("epochs", "3", "integer >= 1"),
-    ("model", "transformer", "one of " + " | ".join(FAMILIES)),
-    ("g_hidden", [256, -1], "list of 1 to 8 integers"),
-    ("tensorboard", "yes", "true or false"),
-    ("beta1", 1.0, "< 1.0"),
-    ("loss", "foo", "one of " + " | ".join(OBJECTIVES)),
-    ("ema_decay", 1.5, "< 1.0"),
-    ("ema_decay", -0.1, ">= 0.0"),
-    ("lr_d", -1, "null or a finite number > 0.0"),
-    ("d_steps", 0, "integer >= 1"),
-    ("r1_gamma", -1.0, ">= 0.0"),
-    ("spectral_norm", "on", "true or false"),
-    ("conditional", 1, "true or false"),
-    ("clusters", -1, "an integer >= 0 and <= 1000"),
-    ("clusters", 2.5, "an integer >= 0 and <= 1000"),
-    ("ema_rampup", 0, "null or a finite number > 0.0 and <= 1.0"),
-    ("ema_rampup", "fast", "null or a finite number > 0.0 and <= 1.0"),
-    ("gp_weight", -1, "null or a finite number >= 0.0"),
-    ("precision", "fp16", "one of auto | fp32 | bf16"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("lr", 0, "> 0.0"),
+        ("lr", -1.0, "> 0.0"),
+        ("lr", "fast", "finite number"),
+        ("lr", float("nan"), "finite number"),
+        ("batch_size", 0, "integer >= 1"),
+        ("batch_size", 12.5, "integer >= 1"),
+        ("batch_size", True, "integer >= 1"),
+        ("epochs", "3", "integer >= 1"),
+        ("model", "transformer", "one of " + " | ".join(FAMILIES)),
+        ("g_hidden", [256, -1], "list of 1 to 8 integers"),
+        ("tensorboard", "yes", "true or false"),
+        ("beta1", 1.0, "< 1.0"),
+        ("loss", "foo", "one of " + " | ".join(OBJECTIVES)),
+        ("ema_decay", 1.5, "< 1.0"),
+        ("ema_decay", -0.1, ">= 0.0"),
+        ("lr_d", -1, "null or a finite number > 0.0"),
+        ("d_steps", 0, "integer >= 1"),
+        ("r1_gamma", -1.0, ">= 0.0"),
+        ("spectral_norm", "on", "true or false"),
+        ("conditional", 1, "true or false"),
+        ("clusters", -1, "an integer >= 0 and <= 1000"),
+        ("clusters", 2.5, "an integer >= 0 and <= 1000"),
+        ("ema_rampup", 0, "null or a finite number > 0.0 and <= 1.0"),
+        ("ema_rampup", "fast", "null or a finite number > 0.0 and <= 1.0"),
+        ("gp_weight", -1, "null or a finite number >= 0.0"),
+        ("precision", "fp16", "one of auto | fp32 | bf16"),
+    ],
+)
 def test_bad_values_name_key_value_and_allowed(key, value, allowed):
     raw = good()
     raw[key] = value
@@ -136,26 +143,83 @@ def test_check_value_is_the_same_rule_for_cli_options():
         check_value("lr", -0.1)
 
 
-yaml_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=8),
+CHOICES = sorted({*FAMILIES, *OBJECTIVES, "auto", "fp32", "bf16", "relu", "leaky_relu", "dcgan", "pytorch"})
+yaml_values = st.recursive(  # anything YAML can hold, biased towards values near the rules' edges
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.integers(-2, 300)
+    | st.floats(allow_nan=True)
+    | st.floats(-1.0, 2.0)
+    | st.text(max_size=8)
+    | st.sampled_from(CHOICES),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
     max_leaves=6,
 )
 all_keys = [k for k, v in SCHEMA.items() if not isinstance(v, dict)] + [
-    f"{s}.{k}" for s, sec in SCHEMA.items() if isinstance(sec, dict) for k in sec]
+    f"{s}.{k}" for s, sec in SCHEMA.items() if isinstance(sec, dict) for k in sec
+]
 
 
-@settings(max_examples=300, deadline=None)
+def declared_type(key: str):
+    """The type annotation of the field declaring `key`: a declaration independent of the key's rule."""
+    section, _, name = key.rpartition(".")
+    for group in dataclasses.fields(Params):
+        if (group.metadata["top"] and not section) or group.name == section:
+            hints = typing.get_type_hints(group.metadata["config"])
+            if name in hints and "rule" in group.metadata["config"].__dataclass_fields__[name].metadata:
+                return hints[name]
+    raise KeyError(key)
+
+
+def fits(value, hint) -> bool:
+    """Whether `value` is of type `hint` the strict way YAML values should be: an int is no bool, a float is
+    finite, a list holds only its item type."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(fits(value, arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        return isinstance(value, list) and all(fits(v, typing.get_args(hint)[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, float) and math.isfinite(value)
+    return isinstance(value, hint)
+
+
+@settings(max_examples=400, deadline=None)
 @given(key=st.sampled_from(all_keys), value=yaml_values)
-def test_fuzz_any_value_is_accepted_or_refused_in_one_line(key, value):
+def test_fuzz_any_value_is_accepted_as_declared_or_refused_in_one_line(key, value):
+    """Refused: one line naming the key. Accepted: the value unchanged (an int may become its float), of the type
+    its field declares, one of its choices if it has any, and a mapping that builds the stages' configs."""
     raw = good()
     *section, leaf = key.split(".")
     (raw[section[0]] if section else raw)[leaf] = value
     try:
-        validate(raw)
+        out, refused = validate(raw), None
     except ParamsError as e:
-        assert "\n" not in str(e)
-        assert leaf in str(e) or "image_size" in str(e)  # the key named, or the size rule that spans two keys
+        out, refused = None, str(e)
+    if refused is not None:
+        assert "\n" not in refused
+        assert leaf in refused or "image_size" in refused  # the key named, or the size rule that spans two keys
+        return
+    got = (out[section[0]] if section else out)[leaf]
+    assert got == value and fits(got, declared_type(key)), (key, value, got)
+    rule = SCHEMA[section[0]][leaf] if section else SCHEMA[leaf]
+    registry = getattr(rule, "registry", None)
+    options = getattr(rule, "options", None) or (
+        getattr(importlib.import_module(registry[0]), registry[1]) if registry else None
+    )
+    assert options is None or got in options, (key, got)
+    Params.from_values(out)
+
+
+def test_the_fuzz_oracle_knows_the_declared_types():
+    assert fits(0.5, declared_type("lr")) and not fits(True, declared_type("batch_size"))
+    assert fits(None, declared_type("lr_d")) and fits([256, 256], declared_type("g_hidden"))
+    assert not fits([1.5], declared_type("g_hidden")) and not fits(float("nan"), declared_type("lr"))
+    assert fits("dcgan", declared_type("model")) and fits(3, declared_type("sample.n_images"))
 
 
 def test_every_setting_is_declared_once_with_rule_and_help_and_no_default():
@@ -167,12 +231,14 @@ def test_every_setting_is_declared_once_with_rule_and_help_and_no_default():
         for f in dataclasses.fields(config):
             if "rule" in f.metadata:
                 assert f.metadata["help"].strip(), f"{config.__name__}.{f.name}: no help"
-                assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, \
+                assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, (
                     f"{config.__name__}.{f.name} has a default; params.yaml holds the value"
+                )
                 seen.append(f.name if group.metadata["top"] else f"{group.name}.{f.name}")
             else:
-                assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING, \
+                assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING, (
                     f"{config.__name__}.{f.name}: a derived field needs a default"
+                )
     assert len(seen) == len(set(seen)) == len(all_keys)
 
 
@@ -199,7 +265,7 @@ def test_choices_of_a_registry_are_its_keys():
 
 
 def test_help_of_a_stage_option_is_the_settings_own():
-    from mnist_gan.configs import help_of
+    from mnist_gan.settings.configs import help_of
 
     result = CliRunner().invoke(sample.app, ["--help"], terminal_width=200)
     assert help_of("sample.n_images") in result.output
@@ -210,7 +276,10 @@ def test_the_settings_modules_import_no_torch():
     any tool can read them without torch."""
     from tests.conftest import run
 
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "import mnist_gan.configs, mnist_gan.rules, mnist_gan.metric_registry, mnist_gan.params, mnist_gan.commands\n"
-            "assert mnist_gan.configs.help_of('lr')\nprint('ok')")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import mnist_gan.settings.configs, mnist_gan.settings.rules, mnist_gan.settings.params\n"
+        "import mnist_gan.evaluation.registry, mnist_gan.cli, mnist_gan.errors\n"
+        "assert mnist_gan.settings.configs.help_of('lr')\nprint('ok')"
+    )
     assert run([sys.executable, "-c", code]).stdout.strip() == "ok"

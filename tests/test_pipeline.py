@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-from mnist_gan.configs import Params, settings
-from mnist_gan.params import SCHEMA
-from tests.conftest import DVC, ROOT, run
+from mnist_gan.settings.configs import Params, settings
+from mnist_gan.settings.params import SCHEMA
+from tests.conftest import DVC, ROOT, imported_modules, library_modules, run
 
 
 def dvc_yaml() -> dict:
@@ -41,22 +41,27 @@ def test_every_listed_param_exists_and_library_deps_exist():
                 assert (ROOT / dep).is_file(), f"{name}: missing dep {dep}"
 
 
+# modules that only validate params and report errors: a stage imports them, but params are tracked by DVC's own
+# `params:` and an error message changes no output, so they are neither followed nor listed as deps
+NOT_DEPS = {"mnist_gan.stage", "mnist_gan.settings.params", "mnist_gan.settings.rules", "mnist_gan.errors"}
+
+
 def library_closure(source: str) -> set[str]:
-    """The mnist_gan modules a stage imports, directly or through each other (not cli/params/rules, which
-    only validate and report errors: params are tracked by DVC's own `params:`)."""
-    modules = {p.stem: p.read_text() for p in (ROOT / "src" / "mnist_gan").glob("*.py")}
-    seen, todo = set(), re.findall(r"(?:from|import) mnist_gan\.(\w+)", source)
+    """The files of the package's modules a stage runs: those it imports, directly or through each other
+    (packages' empty __init__ files left out)."""
+    modules = library_modules()
+    seen, todo = set(), list(imported_modules(source))
     while todo:
         name = todo.pop()
-        if name not in seen and name in modules and name not in ("cli", "params", "rules"):
+        if name not in seen and name not in NOT_DEPS:
             seen.add(name)
-            todo += re.findall(r"(?:from|import) mnist_gan\.(\w+)", modules[name])
-    return seen
+            todo += imported_modules(modules[name].read_text())
+    return {modules[m].relative_to(ROOT).as_posix() for m in seen if modules[m].name != "__init__.py"}
 
 
 def test_stage_deps_cover_every_library_module_the_stage_runs():
     for name, stage in dvc_yaml()["stages"].items():
-        needed = {f"src/mnist_gan/{m}.py" for m in library_closure((ROOT / f"stages/{name}.py").read_text())}
+        needed = library_closure((ROOT / f"stages/{name}.py").read_text())
         listed = {d for d in stage["deps"] if d.startswith("src/")}
         assert needed <= listed, f"{name}: add {sorted(needed - listed)} to its deps"
         assert listed <= needed, f"{name}: {sorted(listed - needed)} is listed but never imported"
@@ -107,7 +112,7 @@ def test_a_page_style_edit_reruns_only_the_report(small_repo, tmp_path):
     from tests.conftest import committed_copy
 
     repo = committed_copy(small_repo[0], tmp_path / "css")
-    page = repo / "src" / "mnist_gan" / "page.py"
+    page = repo / "src" / "mnist_gan" / "outputs" / "page.py"
     page.write_text(page.read_text().replace("color: #222;", "color: #111;", 1))
     out = run(DVC + ["repro"], repo).output
     assert "Running stage 'report'" in out
@@ -117,13 +122,13 @@ def test_a_page_style_edit_reruns_only_the_report(small_repo, tmp_path):
 
 def test_the_library_has_no_import_cycles():
     """Every mnist_gan import, at module level or inside a function: the graph has no cycle."""
-    modules = {p.stem: p.read_text() for p in (ROOT / "src" / "mnist_gan").glob("*.py")}
-    graph = {m: set(re.findall(r"(?:from|import) mnist_gan\.(\w+)", s)) & set(modules) for m, s in modules.items()}
+    modules = library_modules()
+    graph = {m: imported_modules(path.read_text()) - {m} for m, path in modules.items()}
     done, active = set(), []
 
     def visit(node):
         if node in active:
-            raise AssertionError("import cycle: " + " -> ".join(active[active.index(node):] + [node]))
+            raise AssertionError("import cycle: " + " -> ".join(active[active.index(node) :] + [node]))
         if node not in done:
             active.append(node)
             for child in sorted(graph[node]):

@@ -10,14 +10,24 @@ from tests.conftest import DVC, ROOT, run
 
 # Appended to each recipe: later -S flags for the same key win, so each runs a few steps on little data (no
 # per-epoch FID: the tiny repro of tests/test_pipeline.py covers it; the recipes' own keys are what is tested here).
-SHORT = ["-S", "epochs=1", "-S", "normalize.max_train_images=256", "-S", "evaluate.n_samples=100",
-         "-S", "sample.n_images=16", "-S", "quality_samples=0"]
+SHORT = [
+    "-S",
+    "epochs=1",
+    "-S",
+    "normalize.max_train_images=256",
+    "-S",
+    "evaluate.n_samples=100",
+    "-S",
+    "sample.n_images=16",
+    "-S",
+    "quality_samples=0",
+]
 
 
 def readme_recipes() -> dict[str, list[str]]:
     """{seed id: argv} for every line `dvc exp run ...  # seed NNN` in the README's recipes section."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Recipes"):]
+    section = text[text.index("## Recipes") :]
     section = section[: section.index("\n## ", 4)]
     recipes = {}
     shared = re.search(r'^SEEDS="([^"]*)"', section, re.M)  # the flags every recipe shares, as the shell expands them
@@ -40,7 +50,7 @@ def test_recipe_runs(small_repo, seed):
     argv = readme_recipes()[seed]
     run(DVC + argv[1:] + SHORT, repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    for flag in argv[argv.index("-S"):][1::2]:  # every value the recipe set is in effect
+    for flag in argv[argv.index("-S") :][1::2]:  # every value the recipe set is in effect
         key, value = flag.split("=", 1)
         node = params
         for part in key.split("."):

@@ -38,16 +38,46 @@ def s3_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("seaweedfs")
     (root / "tmp").mkdir()
     config = root / "s3.json"
-    config.write_text(json.dumps({"identities": [{"name": "dvc", "credentials": [
-        {"accessKey": KEY, "secretKey": SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "dvc",
+                        "credentials": [{"accessKey": KEY, "secretKey": SECRET}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
     port = free_port()
-    flags = {"master.port": free_port(), "master.port.grpc": free_port(), "volume.port": free_port(),
-             "volume.port.grpc": free_port(), "filer.port": free_port(), "filer.port.grpc": free_port(),
-             "s3.port": port, "s3.port.grpc": free_port(), "admin.port": free_port(),
-             "admin.port.grpc": free_port()}
-    cmd = [weed, "mini", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={config}",
-           "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-           *[f"-{k}={v}" for k, v in flags.items()]]
+    flags = {
+        "master.port": free_port(),
+        "master.port.grpc": free_port(),
+        "volume.port": free_port(),
+        "volume.port.grpc": free_port(),
+        "filer.port": free_port(),
+        "filer.port.grpc": free_port(),
+        "s3.port": port,
+        "s3.port.grpc": free_port(),
+        "admin.port": free_port(),
+        "admin.port.grpc": free_port(),
+    }
+    cmd = [
+        weed,
+        "mini",
+        f"-dir={root / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.config={config}",
+        "-master.telemetry=false",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        *[f"-{k}={v}" for k, v in flags.items()],
+    ]
     (root / "data").mkdir()
     log = open(root / "weed.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(root / "tmp")})
@@ -59,8 +89,9 @@ def s3_server(tmp_path_factory):
         if proc.poll() is not None:
             pytest.fail(f"weed exited with {proc.returncode}: {(root / 'weed.log').read_text()[-2000:]}")
         try:
-            fs = s3fs.S3FileSystem(key=KEY, secret=SECRET, client_kwargs={"endpoint_url": endpoint},
-                                   skip_instance_cache=True)
+            fs = s3fs.S3FileSystem(
+                key=KEY, secret=SECRET, client_kwargs={"endpoint_url": endpoint}, skip_instance_cache=True
+            )
             if not fs.exists(BUCKET):
                 fs.mkdir(BUCKET)
             fs.pipe(f"{BUCKET}/ready", b"ok")
@@ -99,8 +130,10 @@ def pull_generator_and_sample(repo_b: Path, expected_sha: str) -> float:
     assert file_digest(repo_b / "models" / "generator.pt") == expected_sha
     assert not (repo_b / "data" / "processed").exists(), "pulled more than the generator"
     assert not (repo_b / "models" / "discriminator.pt").exists()
-    run([sys.executable, "-m", "stages.sample", "--weights", "models/generator.pt", "--n", "16",
-         "--out", "grid.png"], repo_b)
+    run(
+        [sys.executable, "-m", "stages.sample", "--weights", "models/generator.pt", "--n", "16", "--out", "grid.png"],
+        repo_b,
+    )
     assert (repo_b / "grid.png").read_bytes()[:4] == b"\x89PNG"
     return elapsed
 
@@ -170,7 +203,7 @@ def test_remote_faults_fail_clearly_and_fast(s3_server, repo_a, fault):
     assert done.returncode != 0, done.stdout
     assert "ERROR" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert elapsed < 20
-    print(f"\n{fault}: {[l for l in done.stderr.splitlines() if l.startswith('ERROR')][:1]} ({elapsed:.1f} s)")
+    print(f"\n{fault}: {[line for line in done.stderr.splitlines() if line.startswith('ERROR')][:1]} ({elapsed:.1f} s)")
     assert "up to date" in run(DVC + ["status"], repo_a).output
 
 

@@ -11,7 +11,6 @@ from PIL import Image
 from tests.conftest import CHROMIUM, images_outside_tables, render, tables
 
 
-
 @pytest.fixture(scope="module")
 def report_html(small_repo):
     repo, _ = small_repo
@@ -47,8 +46,10 @@ def test_the_page_code_is_no_dependency_of_training():
     stages = dvc_yaml()["stages"]
     for name, stage in stages.items():
         if name != "report":
-            assert "src/mnist_gan/page.py" not in stage["deps"] and "stages/report.py" not in stage["deps"], name
-    assert "src/mnist_gan/page.py" in stages["report"]["deps"]
+            assert "src/mnist_gan/outputs/page.py" not in stage["deps"] and "stages/report.py" not in stage["deps"], (
+                name
+            )
+    assert "src/mnist_gan/outputs/page.py" in stages["report"]["deps"]
 
 
 def test_markdown_twin_parses_as_github_renders_it(report_html):

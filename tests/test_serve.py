@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from mnist_gan.export import export_onnx, metadata
-from mnist_gan.sampling import load_generator
-from mnist_gan.serve import MAX_N, create_app
+from mnist_gan.gan.sampling import load_generator
+from mnist_gan.outputs.export import export_onnx, metadata
+from mnist_gan.serving.server import MAX_N, create_app
 from mnist_gan.storage import save_torch
 from tests.conftest import CHROMIUM, PY, ROOT, run
 from tests.test_export import KINDS, METRICS, trained_like
@@ -82,27 +84,55 @@ def test_same_query_same_bytes_and_grid_shapes(clients):
     assert default.size == (4 * CELL + 2, 4 * CELL + 2)
 
 
-@pytest.mark.parametrize("kind, query, status, message", [
-    ("conditional", "digit=10", 400, "digit must be an integer from 0 to 9, got 10"),
-    ("conditional", "digit=-1", 400, "digit must be an integer from 0 to 9, got -1"),
-    ("conditional", "digit=seven", 400, "digit must be an integer from 0 to 9, got 'seven'"),
-    ("conditional", "digit=7.5", 400, "digit must be an integer"),
-    ("unconditional", "digit=7", 400, "this model is unconditional: it cannot be asked for a digit"),
-    ("self-conditioned", "digit=7", 400, "this model is self-conditioned: it cannot be asked for a digit"),
-    ("conditional", "n=0", 400, f"n must be an integer from 1 to {MAX_N}, got 0"),
-    ("conditional", f"n={MAX_N + 1}", 400, f"n must be an integer from 1 to {MAX_N}, got {MAX_N + 1}"),
-    ("conditional", "n=99999999999999999999999", 400, "n must be an integer"),
-    ("conditional", "n=-3", 400, "n must be an integer"),
-    ("conditional", "seed=-1", 400, "seed must be an integer from 0 to 4294967295, got -1"),
-    ("conditional", "seed=4294967296", 400, "seed must be an integer from 0 to 4294967295"),
-    ("conditional", "seed=abc", 400, "seed must be an integer"),
-    ("conditional", "file=/etc/passwd", 400, "unknown query parameter 'file'"),
-])
+@pytest.mark.parametrize(
+    ("kind", "query", "status", "message"),
+    [
+        ("conditional", "digit=10", 400, "digit must be an integer from 0 to 9, got 10"),
+        ("conditional", "digit=-1", 400, "digit must be an integer from 0 to 9, got -1"),
+        ("conditional", "digit=seven", 400, "digit must be an integer from 0 to 9, got 'seven'"),
+        ("conditional", "digit=7.5", 400, "digit must be an integer"),
+        ("unconditional", "digit=7", 400, "this model is unconditional: it cannot be asked for a digit"),
+        ("self-conditioned", "digit=7", 400, "this model is self-conditioned: it cannot be asked for a digit"),
+        ("conditional", "n=0", 400, f"n must be an integer from 1 to {MAX_N}, got 0"),
+        ("conditional", f"n={MAX_N + 1}", 400, f"n must be an integer from 1 to {MAX_N}, got {MAX_N + 1}"),
+        ("conditional", "n=99999999999999999999999", 400, "n must be an integer"),
+        ("conditional", "n=-3", 400, "n must be an integer"),
+        ("conditional", "seed=-1", 400, "seed must be an integer from 0 to 4294967295, got -1"),
+        ("conditional", "seed=4294967296", 400, "seed must be an integer from 0 to 4294967295"),
+        ("conditional", "seed=abc", 400, "seed must be an integer"),
+        ("conditional", "file=/etc/passwd", 400, "unknown query parameter 'file'"),
+        # Unicode digits: str.isdigit() says yes, int() says no (these answered 500 before)
+        ("conditional", "digit=²", 400, "digit must be an integer from 0 to 9, got '²'"),
+        ("conditional", "digit=①", 400, "digit must be an integer from 0 to 9, got '①'"),
+        ("conditional", "n=²", 400, "n must be an integer"),
+        ("conditional", "seed=¹", 400, "seed must be an integer"),
+        ("conditional", "n=%207", 400, "n must be an integer"),  # " 7": no spaces either
+    ],
+)
 def test_bad_input_is_a_4xx_with_one_message(clients, kind, query, status, message):
     response = clients[kind].get(f"/generate.png?{query}")
     assert response.status_code == status
     body = response.json()
     assert list(body) == ["error"] and message in body["error"] and "\n" not in body["error"]
+
+
+NUMBERS = st.text(max_size=12) | st.integers(-3, 80).map(str) | st.sampled_from(["²", "①", "٣", "7.0", " 7", "+7"])
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data())
+def test_any_query_text_gets_a_2xx_or_a_4xx_never_a_5xx(clients, data):
+    """Arbitrary text (any Unicode) for every query parameter, known or not: the server answers 200 with a PNG
+    or a 4xx with its one-line JSON error, never a 5xx (TestClient raises on an unhandled error, too)."""
+    kind = data.draw(st.sampled_from(list(clients)))
+    names = data.draw(st.lists(st.sampled_from(["digit", "n", "seed", "other"]), max_size=4, unique=True))
+    params = {name: data.draw(NUMBERS, label=name) for name in names}
+    response = clients[kind].get("/generate.png", params=params)
+    assert response.status_code == 200 or 400 <= response.status_code < 500, (params, response.text)
+    if response.status_code == 200:
+        assert response.headers["content-type"] == "image/png"
+    else:
+        assert list(response.json()) == ["error"] and "\n" not in response.json()["error"]
 
 
 def test_unknown_paths_and_methods(clients):
@@ -120,8 +150,8 @@ def test_the_server_imports_no_torch(onnx_models):
 import sys
 sys.modules['torch'] = None  # any `import torch` now fails
 from fastapi.testclient import TestClient
-from mnist_gan.serve import create_app
-client = TestClient(create_app({str(onnx_models['conditional'])!r}))
+from mnist_gan.serving.server import create_app
+client = TestClient(create_app({str(onnx_models["conditional"])!r}))
 assert client.get('/generate.png?digit=3&n=4').status_code == 200
 assert not any(name == 'torch' or name.startswith('torch.') for name in sys.modules if sys.modules[name] is not None)
 print('ok')
@@ -133,9 +163,9 @@ print('ok')
 def test_a_file_that_is_no_export_is_refused(tmp_path):
     bad = tmp_path / "g.onnx"
     bad.write_bytes(b"garbage")
-    done = run(PY + ["mnist_gan.commands", "serve", "--model", bad], check=False)
+    done = run(PY + ["mnist_gan.cli", "serve", "--model", bad], check=False)
     assert done.returncode == 2 and done.stderr.startswith("error: cannot load") and done.stderr.count("\n") == 1
-    done = run(PY + ["mnist_gan.commands", "serve", "--model", tmp_path / "none.onnx"], check=False)
+    done = run(PY + ["mnist_gan.cli", "serve", "--model", tmp_path / "none.onnx"], check=False)
     assert done.returncode == 2 and "does not exist" in done.stderr and done.stderr.count("\n") == 1
 
 
@@ -151,8 +181,13 @@ def start_server(model: Path, cwd: Path = ROOT, command: list[str] | None = None
 
     port = free_port()
     mnist_gan = Path(sys.executable).parent / "mnist-gan"
-    proc = subprocess.Popen([str(mnist_gan), "serve", "--model", str(model), "--port", str(port)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(mnist_gan), "serve", "--model", str(model), "--port", str(port)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url, deadline = f"http://127.0.0.1:{port}", time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -218,9 +253,29 @@ def test_page_in_chromium_draws_the_asked_digit(server, tmp_path):
 @pytest.mark.slow
 def test_locust_smoke(server, tmp_path):
     """A few seconds of the load benchmark's own locustfile (the figures in the README are a 60 s run)."""
-    done = run(["locust", "-f", ROOT / "benchmarks" / "locustfile.py", "--headless", "-u", "5", "-r", "5", "-t", "4s",
-                "--host", server, "--csv", tmp_path / "l", "--only-summary"], tmp_path, check=False, timeout=120,
-               env={"LOCUST_WAIT_MIN": "0.05", "LOCUST_WAIT_MAX": "0.1"})
+    done = run(
+        [
+            "locust",
+            "-f",
+            ROOT / "benchmarks" / "locustfile.py",
+            "--headless",
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "4s",
+            "--host",
+            server,
+            "--csv",
+            tmp_path / "l",
+            "--only-summary",
+        ],
+        tmp_path,
+        check=False,
+        timeout=120,
+        env={"LOCUST_WAIT_MIN": "0.05", "LOCUST_WAIT_MAX": "0.1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {r.split(",")[1]: r.split(",") for r in (tmp_path / "l_stats.csv").read_text().splitlines()[1:]}
     total = rows["Aggregated"]
@@ -241,8 +296,12 @@ def test_slim_install_serves_without_torch(onnx_models, tmp_path):
     probe = run([venv / "bin" / "python", "-c", "import torch"], check=False)
     assert probe.returncode != 0, "torch is importable in the slim environment"
     port = free_port()
-    proc = subprocess.Popen([str(venv / "bin" / "mnist-gan"), "serve", "--model", str(onnx_models["conditional"]),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(venv / "bin" / "mnist-gan"), "serve", "--model", str(onnx_models["conditional"]), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while True:

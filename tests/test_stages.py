@@ -5,8 +5,8 @@ import json
 import torch
 from typer.testing import CliRunner
 
-from mnist_gan.mnist import verify_raw
-from mnist_gan.sampling import load_generator
+from mnist_gan.data.mnist import verify_raw
+from mnist_gan.gan.sampling import load_generator
 from stages import fetch, normalize, sample, train
 
 runner = CliRunner()
@@ -39,8 +39,21 @@ def test_train_then_sample(tmp_path, tiny_data):
     """The train and sample commands in-process (their options); evaluate, classifier and report run as real
     processes in the tiny `dvc repro` (tests/test_pipeline.py), whose outputs are checked there."""
     models, results = tmp_path / "models", tmp_path / "results"
-    invoke(train.app, tiny_data, models, "--results", results / "train", "--checkpoint", models / "ck.pt",
-           "--epochs", 2, "--batch-size", 32, "--max-steps", 10)
+    invoke(
+        train.app,
+        tiny_data,
+        models,
+        "--results",
+        results / "train",
+        "--checkpoint",
+        models / "ck.pt",
+        "--epochs",
+        2,
+        "--batch-size",
+        32,
+        "--max-steps",
+        10,
+    )
     assert (models / "generator.pt").is_file() and (models / "discriminator.pt").is_file()
     metrics = json.loads((results / "train" / "metrics.json").read_text())
     assert metrics["epochs"] == 2 and set(metrics["train"]) == {"loss_d", "loss_g", "d_real", "d_fake"}

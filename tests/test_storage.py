@@ -5,16 +5,21 @@ import os
 import pytest
 import torch
 
-from mnist_gan.storage import PipelineError, atomic_path, load_torch, save_torch, write_bytes
+from mnist_gan.errors import PipelineError
+from mnist_gan.storage import atomic_path, load_torch, save_torch, write_bytes
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     target = tmp_path / "out.bin"
     write_bytes(target, b"old")
-    with pytest.raises(RuntimeError):
+
+    def killed_mid_write():
         with atomic_path(target) as tmp:
             tmp.write_bytes(b"half-writ")
             raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        killed_mid_write()
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["out.bin"]
 

@@ -1,103 +1,82 @@
-"""What every stage script shares: params loading, option checks and the one-line error policy.
+"""The `mnist-gan` console script: the commands that are not pipeline stages.
 
-A user mistake (bad params.yaml, missing input, corrupt file, full disk) ends a stage with one line on
-stderr and a non-zero exit code (2 for params and options, 1 for the rest), never a traceback.
+    mnist-gan serve --model models/generator.onnx     # the digit server (serve.py), no torch imported
+    mnist-gan compare [REV ...] --out reports/compare.html   # one offline page over experiments (compare.py)
+
+Each command imports its module only when it runs, so `serve` works in the slim install (no torch, no DVC).
 """
 
 from __future__ import annotations
 
-import contextlib
+import argparse
 import sys
-from collections.abc import Callable
-from typing import Any
-
-import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from mnist_gan.configs import Params, help_of
-from mnist_gan.params import ParamsError, check_value, load_params
-from mnist_gan.runtime import DeviceError, pick_device
-from mnist_gan.storage import PipelineError
+from pathlib import Path
 
 
-def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from mnist_gan.serving.server import ServeError, run_server
 
-
-def params_or_exit() -> Params:
-    """params.yaml, validated into configs; called at import so option defaults show the values in effect
-    (--help). A stage reads only the configs its dvc.yaml `params:` list names (tests/test_pipeline.py checks)."""
     try:
-        return load_params()
-    except ParamsError as e:
-        fail(str(e), code=2)
+        run_server(args.model, args.host, args.port, args.workers, args.threads)
+    except ServeError as e:
+        parser.exit(2, f"error: {e}\n")
 
 
-def checked(key: str) -> Callable[[Any], Any]:
-    """A Typer option callback applying params.yaml's rule for `key`, so CLI overrides obey it too."""
+def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from mnist_gan.errors import PipelineError
+    from mnist_gan.outputs.compare import NothingToCompare, write_comparison
 
-    def callback(value: Any) -> Any:
-        if value is None:
-            return value
-        try:
-            return check_value(key, value)
-        except ParamsError as e:
-            raise typer.BadParameter(str(e)) from None
-
-    return callback
-
-
-def setting_option(key: str) -> Any:
-    """A Typer option standing in for the params.yaml key `key`: the setting's own help line and rule."""
-    return typer.Option(help=help_of(key), callback=checked(key))
-
-
-def checked_device(value: str) -> str:
-    """Option callback for --device: a name torch does not know is a usage error (exit 2); a known device
-    this machine lacks ("no CUDA device here") is a one-line error when the stage picks it (exit 1)."""
     try:
-        pick_device(value)
-    except DeviceError as e:
-        if "unknown" in str(e) or "unsupported" in str(e):
-            raise typer.BadParameter(str(e)) from None
-    return value
+        shown, problems = write_comparison(args.repo, args.revisions, args.out)
+    except NothingToCompare as e:
+        parser.exit(2, f"error: {e}\n")
+    except (PipelineError, OSError) as e:
+        parser.exit(1, f"error: {e}\n")
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
+    print(f"compare: {shown} revision(s) -> {args.out} and {args.out.with_suffix('.md')}")
 
 
-@contextlib.contextmanager
-def progress_bar(name: str, total: int, completed: int = 0, disable: bool = False):
-    """A rich progress bar with a free-text `stats` field; yields (progress, task id)."""
-    columns = (TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
-               TimeRemainingColumn())
-    with Progress(*columns, disable=disable, transient=True) as progress:
-        yield progress, progress.add_task(name, total=total, completed=completed, stats="")
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mnist-gan", description="mnist-gan commands that are not pipeline stages.")
+    commands = top.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="Serve the exported ONNX generator over HTTP (a page and a PNG API).")
+    serve.add_argument("--model", type=Path, default=Path("models/generator.onnx"), help="the export stage's ONNX file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--threads", type=int, default=1, help="onnxruntime threads per request")
+    serve.set_defaults(run=_serve)
+    compare = commands.add_parser(
+        "compare",
+        help="Compare experiments on one offline page: differing params, key metrics, grids, curves.",
+        description="Reads every revision through DVC, never checking one out; writes a self-contained HTML page "
+        "and its Markdown twin.",
+    )
+    compare.add_argument(
+        "revisions",
+        nargs="*",
+        help="experiment names, branches, tags, commits or `workspace` (default: every experiment of HEAD)",
+    )
+    compare.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports/compare.html"),
+        help="HTML page to write; the Markdown twin goes beside it (.md)",
+    )
+    compare.add_argument("--repo", type=Path, default=Path("."), help="the DVC project")
+    compare.set_defaults(run=_compare)
+    return top
 
 
-INTERRUPTED = "interrupted (Ctrl-C); every file written so far is complete (writes are atomic)"
-
-
-def run(app: typer.Typer) -> None:
-    """Run a stage's Typer app, turning expected failures into one line and an exit code."""
+def main(argv: list[str] | None = None) -> None:
+    top = parser()
+    args = top.parse_args(argv)
     try:
-        # Not standalone, so our exceptions reach us. Typer then returns (rather than raises) an exit code:
-        # typer.Exit(n) raised by a command gives n, Ctrl-C gives 130; a command's own return value is None.
-        code = app(standalone_mode=False)
+        args.run(top, args)
     except KeyboardInterrupt:
-        fail(INTERRUPTED, code=130)
-    except ParamsError as e:
-        fail(str(e), code=2)
-    except PipelineError as e:
-        fail(str(e))
-    except OSError as e:
-        where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        fail(f"cannot read or write{where}: {e.strerror or e}")
-    except Exception as e:
-        if hasattr(e, "show") and hasattr(e, "exit_code"):  # a usage error (click's, or Typer's own copy of it)
-            e.show()
-            raise SystemExit(e.exit_code) from None
-        if type(e).__name__ == "Abort":
-            fail("aborted", code=1)
-        raise
-    if code == 130:
-        fail(INTERRUPTED, code=130)
-    sys.exit(code if isinstance(code, int) else 0)
+        top.exit(130, "error: interrupted (Ctrl-C)\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from mnist_gan.storage import PipelineError
+from mnist_gan.errors import PipelineError
 
 
 class DeviceError(PipelineError):
@@ -19,7 +19,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """"auto" = cuda, then mps, then cpu; otherwise the named device, which must be present.
+    """ "auto" = cuda, then mps, then cpu; otherwise the named device, which must be present.
 
     Raises DeviceError (one line) for a name torch does not know or a device this machine lacks."""
     if name == "auto":
@@ -31,11 +31,15 @@ def pick_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise DeviceError(f"unknown device {name!r}; expected one of {' | '.join(DEVICES)} (cuda:N for a GPU)") from None
+        raise DeviceError(
+            f"unknown device {name!r}; expected one of {' | '.join(DEVICES)} (cuda:N for a GPU)"
+        ) from None
     if device.type not in DEVICES:
         raise DeviceError(f"unsupported device {name!r}; expected one of {' | '.join(DEVICES)}")
     if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise DeviceError(f"no CUDA device {name!r} here ({torch.cuda.device_count()} visible); use --device cpu or auto")
+        raise DeviceError(
+            f"no CUDA device {name!r} here ({torch.cuda.device_count()} visible); use --device cpu or auto"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise DeviceError("no MPS device here; use --device cpu or auto")
     return device
@@ -56,8 +60,10 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     if requested == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if requested == "bf16" and not native_bf16(device):
-        raise DeviceError(f"precision bf16: this {device.type} has no native bf16 support (it would be emulated, "
-                          f"about 10x slower); use precision: auto or fp32")
+        raise DeviceError(
+            f"precision bf16: this {device.type} has no native bf16 support (it would be emulated, "
+            f"about 10x slower); use precision: auto or fp32"
+        )
     return requested
 
 

@@ -14,10 +14,7 @@ from pathlib import Path
 
 import torch
 
-
-class PipelineError(Exception):
-    """A problem the user can fix (bad file, missing input, ...): shown as one line, exit code 1."""
-
+from mnist_gan.errors import PipelineError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -74,7 +71,8 @@ def load_torch(path: str | os.PathLike, what: str = "file") -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise PipelineError(f"{what} {path} is not a valid torch file (truncated, corrupt or unsafe): {reason}")
+        problem = f"{what} {path} is not a valid torch file (truncated, corrupt or unsafe): {reason}"
+        raise PipelineError(problem) from None
     if not isinstance(obj, dict):
         raise PipelineError(f"{what} {path} holds a {type(obj).__name__}, expected a dict")
     return obj

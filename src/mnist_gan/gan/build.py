@@ -1,0 +1,71 @@
+"""From settings to a ready `Trainer`: the derived fields of the configs, self-conditioning labels, the models.
+
+`build_trainer` is what the train stage (or a notebook, or a sweep trial) calls: it seeds, derives the networks'
+config from the settings and the data, builds and places both models, and wraps them with their optimizers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from mnist_gan.gan.clusters import self_condition_labels
+from mnist_gan.gan.losses import penalty_weights
+from mnist_gan.gan.models import build_gan
+from mnist_gan.gan.parallel import prepare_models
+from mnist_gan.gan.trainer import Trainer
+from mnist_gan.runtime import resolve_precision, seed_everything
+from mnist_gan.settings.configs import GANConfig, TrainConfig, values
+
+NUM_CLASSES = 10  # MNIST digits: what `conditional: true` conditions on
+
+
+def gan_config(
+    gan: GANConfig, train: TrainConfig, image_size: int, class_prior: list[float] | None = None
+) -> GANConfig:
+    """The networks' settings completed with their derived fields: `image_size` (normalize.image_size), the
+    classes (10 digits when conditional; one per cluster for a self-conditioned model, whose cluster shares are
+    `class_prior`), and D's BatchNorm, kept (the seeds') unless something needs per-sample outputs: spectral norm
+    (SN-GAN's D has none) or any penalty on D's input gradients (WGAN-GP's, R1)."""
+    penalties = any(v > 0 for v in penalty_weights(train).values())
+    return replace(
+        gan,
+        image_size=image_size,
+        d_batchnorm=not (gan.spectral_norm or penalties),
+        num_classes=NUM_CLASSES if train.conditional else len(class_prior or ()),
+        class_prior=None if train.conditional else class_prior,
+    )
+
+
+def train_config(train: TrainConfig, precision: str) -> TrainConfig:
+    """The trainer's config: `precision` resolved for the device (`runtime.resolve_precision`) and the penalty
+    weights resolved (`losses.penalty_weights`)."""
+    return replace(train, **penalty_weights(train), precision=precision)
+
+
+def recorded_settings(gan: GANConfig, train: TrainConfig, image_size: int) -> dict:
+    """The settings a run used, by params.yaml key, as generator.pt records them."""
+    return {**values(gan), **values(train), "normalize.image_size": image_size}
+
+
+def build_trainer(
+    gan: GANConfig,
+    train: TrainConfig,
+    image_size: int,
+    data: dict,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
+) -> Trainer:
+    """Seed from `train.seed`, then build the run: `data` = {"images": uint8 (N, 1, S, S), "labels": (N,)} as the
+    normalize stage writes it. An unconditional run with `clusters` > 0 conditions on k-means clusters of the
+    images instead of the digits (self-conditioning), so its labels are never read."""
+    seed_everything(train.seed)
+    cfg = train_config(train, resolve_precision(train.precision, device))
+    labels, prior = data["labels"], None
+    if not cfg.conditional and cfg.clusters:
+        labels, prior = self_condition_labels(data["images"], cfg.clusters, cfg.seed)
+    networks = gan_config(gan, cfg, image_size, prior)
+    generator, discriminator = prepare_models(*build_gan(networks, cfg.init), cfg, device, world)
+    return Trainer(generator, discriminator, data["images"].to(device), cfg, device, rank, world, labels)

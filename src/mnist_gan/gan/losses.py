@@ -1,0 +1,167 @@
+"""GAN objectives as pure functions of D's outputs, chosen by name (`loss` in params.yaml).
+
+The shape follows StudioGAN's `src/utils/losses.py`: each objective is a pair
+`d_loss(real_logits, fake_logits)` / `g_loss(fake_logits)`, and regularizers are separate switches:
+
+- ``bce``: the non-saturating loss of Goodfellow et al. 2014 as in dcgan/main.py (BCE on logits).
+- ``hinge``: Lim & Ye 2017 / Miyato et al. 2018 (SN-GAN): D minimizes relu(1 - D(x)) + relu(1 + D(G(z))).
+- ``wgan-gp``: Gulrajani et al. 2017: a critic scores E[D(G(z))] - E[D(x)], plus a gradient penalty
+  (`gradient_penalty`, weight `gp_weight`) and `d_steps` critic updates per G update.
+- ``lsgan``: Mao et al. 2017, least squares with targets 1 (real) and 0 (fake).
+
+Regularizers take D itself and combine with any loss, each switched on by its own weight in params
+(`REGULARIZERS`): `r1_penalty` (Mescheder et al. 2018, gradient norm on real data, `r1_gamma`) and
+`gradient_penalty` (on real/fake interpolates, `gp_weight`; null = the loss's own default: 10 for wgan-gp,
+whose critic needs it, 0 otherwise). Adding a fifth loss is one `Objective` in `OBJECTIVES`; a third penalty is
+one `Regularizer` in `REGULARIZERS` plus its weight in params.yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnist_gan.settings.configs import TrainConfig
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How to read the logged D(x) / D(G(z)) of an objective: axis label, range, reference lines."""
+
+    label: str
+    limits: tuple[float, float] | None = None  # fixed axis range (a probability), else fitted to the data
+    guides: tuple[tuple[float, str], ...] = ()  # (value, what it means) drawn as horizontal lines
+
+
+@dataclass(frozen=True)
+class Objective:
+    d_loss: Callable[[Tensor, Tensor], Tensor]  # (real logits (B,), fake logits (B,)) -> scalar
+    g_loss: Callable[[Tensor], Tensor]  # fake logits (B,) -> scalar
+    score: Callable[[Tensor], Tensor]  # what D's output means, for the logged D(x) / D(G(z)) stats
+    reading: Reading  # how the report plots that score
+    gp_default: float = 0.0  # gradient penalty weight when params leave gp_weight null
+
+
+def _bce_d(real: Tensor, fake: Tensor) -> Tensor:
+    # maximize log D(x) + log(1 - D(G(z)))
+    return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+        fake, torch.zeros_like(fake)
+    )
+
+
+def _bce_g(fake: Tensor) -> Tensor:
+    return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))  # maximize log D(G(z))
+
+
+def _hinge_d(real: Tensor, fake: Tensor) -> Tensor:
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def _wasserstein_d(real: Tensor, fake: Tensor) -> Tensor:
+    return fake.mean() - real.mean()
+
+
+def _minus_mean(fake: Tensor) -> Tensor:
+    return -fake.mean()  # hinge and WGAN share the generator loss
+
+
+def _ls_d(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * ((real - 1.0).square().mean() + fake.square().mean())
+
+
+def _ls_g(fake: Tensor) -> Tensor:
+    return 0.5 * (fake - 1.0).square().mean()
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "bce": Objective(
+        _bce_d,
+        _bce_g,
+        score=torch.sigmoid,  # D(x) is a probability
+        reading=Reading("probability of real (sigmoid of D's logit)", (0.0, 1.0), ((0.5, "undecided"),)),
+    ),
+    "hinge": Objective(
+        _hinge_d,
+        _minus_mean,
+        score=_identity,  # D(x) is a margin score
+        reading=Reading(
+            "raw score (hinge: real pushed to >= +1, fake to <= -1)",
+            None,
+            ((1.0, "real margin"), (0.0, "decision boundary"), (-1.0, "fake margin")),
+        ),
+    ),
+    "wgan-gp": Objective(
+        _wasserstein_d,
+        _minus_mean,
+        score=_identity,
+        gp_default=10.0,  # a critic value
+        reading=Reading("critic value (D(x) - D(G(z)) estimates the Wasserstein distance)", None, ((0.0, "zero"),)),
+    ),
+    "lsgan": Objective(
+        _ls_d,
+        _ls_g,
+        score=_identity,  # regressed towards 1 (real) and 0 (fake)
+        reading=Reading(
+            "regression output (least squares targets)", None, ((1.0, "real target"), (0.0, "fake target"))
+        ),
+    ),
+}
+
+
+def _input_grad_sq(discriminator: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
+    """||dD(x)/dx||^2 per sample (B,), with the graph kept so the penalty can be backpropagated."""
+    x = x.detach().requires_grad_(True)
+    out = discriminator(x, y)
+    (grad,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)
+    return grad.float().flatten(1).square().sum(1)
+
+
+def r1_penalty(discriminator: nn.Module, real: Tensor, y: Tensor | None = None) -> Tensor:
+    """R1 (Mescheder et al. 2018): E ||grad_x D(x)||^2 on real data; the trainer scales it by r1_gamma / 2."""
+    return _input_grad_sq(discriminator, real, y).mean()
+
+
+def gradient_penalty(
+    discriminator: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    y: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): E (||grad D(x_hat)|| - 1)^2 at random real/fake interpolates."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, generator=generator)
+    x_hat = torch.lerp(real.detach(), fake.detach().to(real.dtype), alpha.to(real.dtype))
+    return (_input_grad_sq(discriminator, x_hat, y).add(1e-12).sqrt() - 1.0).square().mean()
+
+
+@dataclass(frozen=True)
+class Regularizer:
+    """A penalty added to D's loss as `scale * weight * penalty(D, real, fake, y, rng)` when its weight is > 0."""
+
+    weight: str  # the TrainConfig field (= params key) holding its weight
+    penalty: Callable[..., Tensor]  # (discriminator, real, fake, y, rng) -> scalar
+    scale: float = 1.0  # R1 is conventionally gamma / 2
+
+
+REGULARIZERS: dict[str, Regularizer] = {
+    "gp": Regularizer("gp_weight", lambda d, real, fake, y, rng: gradient_penalty(d, real, fake, y, rng)),
+    "r1": Regularizer("r1_gamma", lambda d, real, fake, y, rng: r1_penalty(d, real, y), scale=0.5),
+}
+
+
+def penalty_weights(train: TrainConfig) -> dict[str, float]:
+    """The weight of every regularizer for these settings; gp_weight null = the loss's own default."""
+    weights = {r.weight: getattr(train, r.weight) for r in REGULARIZERS.values()}
+    if weights.get("gp_weight") is None:
+        weights["gp_weight"] = OBJECTIVES[train.loss].gp_default
+    return weights

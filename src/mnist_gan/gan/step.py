@@ -1,0 +1,95 @@
+"""One GAN update, as a pure function of models, optimizers and a batch: `train_step`.
+
+Update order is that of pytorch/examples dcgan/main.py: first D on a real batch and on G(z).detach(), then
+G through D(G(z)). The objective comes from `losses.OBJECTIVES` by name; a regularizer (R1, WGAN-GP's
+gradient penalty) adds its term to D's loss, and WGAN-GP takes `d_steps` critic updates per G update.
+bf16 autocast where the device runs it natively (`precision`); losses are always computed in fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from mnist_gan.gan.losses import OBJECTIVES, REGULARIZERS, Regularizer
+from mnist_gan.settings.configs import TrainConfig
+
+STATS = ("loss_d", "loss_g", "d_real", "d_fake")  # d_real / d_fake: D's mean score (the loss's own reading)
+
+
+def train_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    cfg: TrainConfig,
+    y: torch.Tensor | None = None,
+    autocast=contextlib.nullcontext,
+    joint_d: bool = False,
+    rng: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """One G update after cfg.d_steps D updates; returns detached stats (stats of the last D update).
+
+    real: (d_steps, B, C, H, W) in [-1, 1]; z: (d_steps, B, *latent); y: labels (d_steps, B) or None.
+    joint_d: score real and fake in one D pass. Same maths when D has no batch statistics (no BatchNorm),
+    half the per-call overhead, which is what bounds small MLPs.
+    """
+    objective = OBJECTIVES[cfg.loss]
+    labels = [None] * len(real) if y is None else list(y)
+    # (1) Update D: e.g. maximize log D(x) + log(1 - D(G(z))) for bce
+    for x, noise, lab in zip(real, z, labels, strict=True):
+        opt_d.zero_grad(set_to_none=True)
+        with autocast():
+            fake = generator(noise, lab)
+            if joint_d:
+                both = None if lab is None else torch.cat([lab, lab])
+                logits_real, logits_fake = discriminator(torch.cat([x, fake.detach()]), both).float().chunk(2)
+            else:
+                logits_real = discriminator(x, lab).float()
+                logits_fake = discriminator(fake.detach(), lab).float()
+            loss_d = objective.d_loss(logits_real, logits_fake)
+            for weight, regularizer in active_regularizers(cfg):
+                loss_d = loss_d + regularizer.scale * weight * regularizer.penalty(discriminator, x, fake, lab, rng)
+        loss_d.backward()
+        opt_d.step()
+
+    # (2) Update G: e.g. maximize log D(G(z)) for bce, on the last D update's fakes
+    opt_g.zero_grad(set_to_none=True)
+    with autocast():
+        loss_g = objective.g_loss(discriminator(fake, lab).float())
+    loss_g.backward()
+    opt_g.step()
+
+    return {
+        "loss_d": loss_d.detach().float(),
+        "loss_g": loss_g.detach().float(),
+        "d_real": objective.score(logits_real.detach()).mean(),
+        "d_fake": objective.score(logits_fake.detach()).mean(),
+    }
+
+
+def active_regularizers(cfg: TrainConfig) -> list[tuple[float, Regularizer]]:
+    """(weight, regularizer) of every penalty whose weight in `cfg` is > 0, in REGULARIZERS order."""
+    return [(getattr(cfg, r.weight), r) for r in REGULARIZERS.values() if getattr(cfg, r.weight) > 0]
+
+
+def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig):
+    betas = (cfg.beta1, cfg.beta2)
+    # fused: one kernel for the whole update instead of several per parameter (the MLP GAN is bound by
+    # per-call overhead); elementwise, so still deterministic. foreach where fused is unsupported.
+    device = next(generator.parameters()).device.type
+    kind = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=betas, **kind)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d or cfg.lr, betas=betas, **kind)
+    return opt_g, opt_d
+
+
+def autocast_for(precision: str, device: torch.device):
+    """A context manager factory: bf16 autocast on `device`, or nothing for fp32."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext

@@ -1,0 +1,135 @@
+"""The run's report: metrics beside the real floor and the committed baseline, training curves, samples, the
+fixed-noise animation and every param, as one `Page` (self-contained HTML and its Markdown twin).
+
+The report stage (`stages/report.py`) calls `build_report` on the outputs of the earlier stages; the compare page
+(`compare.py`) is its sibling over several revisions.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from mnist_gan.errors import PipelineError
+from mnist_gan.evaluation.registry import METRICS, TRAINING
+from mnist_gan.gan.losses import OBJECTIVES
+from mnist_gan.outputs.figures import curves_figure, figure_bytes, histogram_figure
+from mnist_gan.outputs.images import epoch_grids, gif_bytes
+from mnist_gan.outputs.page import Page, yaml_cell
+from mnist_gan.settings.configs import Params, TrainConfig
+
+
+def read_json(path: Path, stage: str) -> dict:
+    if not path.is_file():
+        raise PipelineError(f"{path} does not exist; run the {stage} stage first (dvc repro)")
+    return json.loads(path.read_text())
+
+
+def baseline_metrics(path: Path, rev: str, repo: Path = Path(".")) -> dict | None:
+    """`path` as committed at git revision `rev` (DVC metrics with cache: false live in git), if any."""
+    done = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True, cwd=repo)
+    if done.returncode != 0:
+        return None
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return None
+
+
+def conditioning(train: TrainConfig) -> str:
+    if train.conditional:
+        return "conditional on the digit"
+    return f"unconditional (self-conditioned on {train.clusters} clusters)" if train.clusters else "unconditional"
+
+
+def build_report(p: Params, train_dir: Path, sample_dir: Path, eval_dir: Path, baseline: str) -> Page:
+    """The page for the outputs of the train, sample and evaluate stages of a run with params `p`; the metrics
+    are shown beside those committed at git revision `baseline`."""
+    train = read_json(train_dir / "metrics.json", "train")
+    evaluation = read_json(eval_dir / "metrics.json", "evaluate")
+    grid = sample_dir / "grid.png"
+    if not grid.is_file():
+        raise PipelineError(f"{grid} does not exist; run the sample stage first (dvc repro)")
+    t = p.train
+    page = Page(f"mnist-gan: {p.gan.model}, {conditioning(t)}, {t.loss} loss, {t.epochs} epoch(s), lr {t.lr:g}")
+    metrics_section(page, p, evaluation, eval_dir, baseline)
+    page.heading("Training")
+    page.table(
+        ["metric", "final epoch"],
+        [
+            [TRAINING[f"train/{k}"].label, TRAINING[f"train/{k}"].format(v)]
+            for k, v in train.get("epoch_mean", {}).items()
+        ],
+    )
+    reading = OBJECTIVES[t.loss].reading
+    page.image(
+        "curves.png",
+        figure_bytes(curves_figure(train_dir, t.loss, reading)),
+        f"Losses and D outputs per logged step (D outputs as {reading.label}); FID per epoch",
+    )
+    samples_section(page, p, grid, sample_dir, train_dir)
+    page.heading("Params")
+    page.paragraph("params.yaml as used by this run:")
+    page.table(["param", "value"], [[k, yaml_cell(v)] for k, v in p.flat().items()])
+    return page
+
+
+def metrics_section(page: Page, p: Params, evaluation: dict, eval_dir: Path, baseline: str) -> None:
+    previous = (baseline_metrics(eval_dir / "metrics.json", baseline) or {}).get("generated", {})
+    page.heading("Metrics")
+    page.paragraph(
+        f"{p.evaluate.n_samples} generated images against the 10,000 real test images, in the feature space of a "
+        f"classifier trained on real MNIST. 'real floor': the same number of real training images scored the same "
+        f"way. 'baseline': this run's metrics as committed at {baseline!r}"
+        + ("" if previous else " (none found)")
+        + "."
+    )
+    gen, floor = evaluation["generated"], evaluation["real_floor"]
+    rows = [
+        [m.label, m.format(gen.get(k)), m.format(floor.get(k)), m.format(previous.get(k)), m.better]
+        for k, m in METRICS.items()
+        if k in gen
+    ]
+    page.table(["metric", "this run", "real floor", f"baseline ({baseline})", "better"], rows)
+    if "per_digit_fid" in gen:
+        page.paragraph(
+            "Per digit: FID of the samples asked for each digit against the test images of that digit, beside the "
+            "same for real training images of that digit (about a tenth of the samples each, so both are larger "
+            "than the overall FID)."
+        )
+        page.table(
+            ["digit", *range(10)],
+            [["generated", *gen["per_digit_fid"]], ["real floor", *floor.get("per_digit_fid", [None] * 10)]],
+        )
+    classes = read_json(eval_dir / "classes.json", "evaluate")
+    page.image(
+        "classes.png",
+        figure_bytes(histogram_figure(classes["generated"], classes["real"])),
+        "Digits the classifier sees in the samples and in real data",
+    )
+    rows_are = "asked for digit d" if "label_accuracy" in gen else "classified as digit d (most confident first)"
+    page.image("per_class.png", (eval_dir / "per_class.png").read_bytes(), f"Samples per digit: row d = {rows_are}")
+    page.image(
+        "nearest.png",
+        (eval_dir / "nearest.png").read_bytes(),
+        "Memorization check: the samples closest to a training image (top) and that image (bottom)",
+    )
+
+
+def samples_section(page: Page, p: Params, grid: Path, sample_dir: Path, train_dir: Path) -> None:
+    t = p.train
+    page.heading("Samples")
+    page.image("samples.png", grid.read_bytes(), f"{p.sample.n_images} samples, seed {p.sample.seed}")
+    strip = sample_dir / "grid_interpolation.png"
+    if strip.is_file():
+        caption = "One z, digits 0 to 9" if t.conditional else "Moving z along a great circle between two draws"
+        caption += ", in one cluster" if not t.conditional and t.clusters else ""
+        page.image("interpolation.png", strip.read_bytes(), f"Interpolation: {caption}")
+    frames = epoch_grids(train_dir)
+    if frames:  # already 3x (nearest): more zoom would overflow the page and be rescaled (blurred)
+        page.image(
+            "fixed_noise.gif", gif_bytes(frames), "The fixed noise (and digits) after each epoch (animated)", zoom=1
+        )
+        for i, frame in enumerate(frames, 1):
+            page.image(f"epoch_{i:03d}.png", frame.read_bytes(), f"epoch {i}", zoom=1)

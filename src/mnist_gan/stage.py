@@ -1,0 +1,105 @@
+"""What every stage script shares: params loading, option checks and the one-line error policy.
+
+A user mistake (bad params.yaml, missing input, corrupt file, full disk) ends a stage with one line on
+stderr and a non-zero exit code (2 for params and options, 1 for the rest), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mnist_gan.errors import PipelineError
+from mnist_gan.runtime import DeviceError, pick_device
+from mnist_gan.settings.configs import Params, help_of
+from mnist_gan.settings.params import ParamsError, check_value, load_params
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def params_or_exit() -> Params:
+    """params.yaml, validated into configs; called at import so option defaults show the values in effect
+    (--help). A stage reads only the configs its dvc.yaml `params:` list names (tests/test_pipeline.py checks)."""
+    try:
+        return load_params()
+    except ParamsError as e:
+        fail(str(e), code=2)
+
+
+def checked(key: str) -> Callable[[Any], Any]:
+    """A Typer option callback applying params.yaml's rule for `key`, so CLI overrides obey it too."""
+
+    def callback(value: Any) -> Any:
+        if value is None:
+            return value
+        try:
+            return check_value(key, value)
+        except ParamsError as e:
+            raise typer.BadParameter(str(e)) from None
+
+    return callback
+
+
+def setting_option(key: str) -> Any:
+    """A Typer option standing in for the params.yaml key `key`: the setting's own help line and rule."""
+    return typer.Option(help=help_of(key), callback=checked(key))
+
+
+def checked_device(value: str) -> str:
+    """Option callback for --device: a name torch does not know is a usage error (exit 2); a known device
+    this machine lacks ("no CUDA device here") is a one-line error when the stage picks it (exit 1)."""
+    try:
+        pick_device(value)
+    except DeviceError as e:
+        if "unknown" in str(e) or "unsupported" in str(e):
+            raise typer.BadParameter(str(e)) from None
+    return value
+
+
+DeviceOption = Annotated[
+    str, typer.Option(help="auto (cuda, mps, cpu) | cpu | cuda | mps; not a DVC param.", callback=checked_device)
+]  # every stage's --device: a runtime knob, so switching GPUs never invalidates DVC's cache
+
+
+def require(path: Path, stage: str) -> Path:
+    """`path`, an earlier stage's output, or a one-line error saying which stage writes it."""
+    if not Path(path).exists():
+        raise PipelineError(f"{path} does not exist; run the {stage} stage first (dvc repro)")
+    return path
+
+
+INTERRUPTED = "interrupted (Ctrl-C); every file written so far is complete (writes are atomic)"
+
+
+def run(app: typer.Typer) -> None:
+    """Run a stage's Typer app, turning expected failures into one line and an exit code."""
+    try:
+        # Not standalone, so our exceptions reach us. Typer then returns (rather than raises) an exit code:
+        # typer.Exit(n) raised by a command gives n, Ctrl-C gives 130; a command's own return value is None.
+        code = app(standalone_mode=False)
+    except KeyboardInterrupt:
+        fail(INTERRUPTED, code=130)
+    except ParamsError as e:
+        fail(str(e), code=2)
+    except PipelineError as e:
+        fail(str(e))
+    except OSError as e:
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        fail(f"cannot read or write{where}: {e.strerror or e}")
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # a usage error (click's, or Typer's own copy of it)
+            e.show()
+            raise SystemExit(e.exit_code) from None
+        if type(e).__name__ == "Abort":
+            fail("aborted", code=1)
+        raise
+    if code == 130:
+        fail(INTERRUPTED, code=130)
+    sys.exit(code if isinstance(code, int) else 0)
