@@ -11,7 +11,7 @@ SHELL := /bin/bash
 # pip warns once per configured-but-absent local index on some machines; keep real messages only
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location .* is ignored' || true; }
 
-.PHONY: run test test-fast bench venv browser clean lock
+.PHONY: run test test-fast lint fmt bench venv browser clean lock
 
 venv: $(STAMP)
 
@@ -29,11 +29,20 @@ run: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-test: $(STAMP) browser
+# ruff (configured in pyproject.toml): lint and format check; `make fmt` fixes what it can and formats.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: $(STAMP) browser lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 # The developer's tier: params, models, losses, metrics, stage CLIs and one tiny real `dvc repro` (< 2 min here).
-test-fast: $(STAMP)
+test-fast: $(STAMP) lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)

@@ -18,7 +18,7 @@ from mnist_gan.settings.params import SCHEMA
 from mnist_gan.storage import save_torch
 from tests.conftest import DEFAULTS, seeds_train
 
-# The five seed systems as params overrides (the README recipes use the same values).
+# The five seed systems as params overrides (the recipes of docs/recipes.md use the same values).
 PRESETS = {
     "dcgan": {},
     "mlp": {"model": "mlp", "latent_dim": 64, "g_hidden": [256, 256], "d_hidden": [256, 256]},

@@ -1,4 +1,4 @@
-"""The README's recipes (one `dvc exp run -S ...` line per seed system) run as written, for a few steps."""
+"""The recipes of docs/recipes.md (one `dvc exp run -S ...` line per seed system) run as written, for a few steps."""
 
 import re
 import shlex
@@ -24,11 +24,10 @@ SHORT = [
 ]
 
 
-def readme_recipes() -> dict[str, list[str]]:
-    """{seed id: argv} for every line `dvc exp run ...  # seed NNN` in the README's recipes section."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Recipes") :]
-    section = section[: section.index("\n## ", 4)]
+def documented_recipes() -> dict[str, list[str]]:
+    """{seed id: argv} for every line `dvc exp run ...  # seed NNN` of docs/recipes.md (its first code block)."""
+    section = (ROOT / "docs" / "recipes.md").read_text()
+    section = section[: section.index("```", section.index("```bash") + 7)]
     recipes = {}
     shared = re.search(r'^SEEDS="([^"]*)"', section, re.M)  # the flags every recipe shares, as the shell expands them
     section = section.replace("$SEEDS", shared.group(1) if shared else "$SEEDS")
@@ -39,15 +38,15 @@ def readme_recipes() -> dict[str, list[str]]:
     return recipes
 
 
-def test_readme_has_a_recipe_for_each_seed():
-    assert sorted(readme_recipes()) == ["000", "001", "002", "003", "004"]
+def test_docs_have_a_recipe_for_each_seed():
+    assert sorted(documented_recipes()) == ["000", "001", "002", "003", "004"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", ["000", "001", "002", "003", "004"])
 def test_recipe_runs(small_repo, seed):
     repo, _ = small_repo
-    argv = readme_recipes()[seed]
+    argv = documented_recipes()[seed]
     run(DVC + argv[1:] + SHORT, repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for flag in argv[argv.index("-S") :][1::2]:  # every value the recipe set is in effect

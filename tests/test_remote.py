@@ -231,7 +231,7 @@ def test_exp_push_and_pull_share_an_experiment_with_its_weights(repo_a, tmp_path
 
 @pytest.mark.slow
 def test_fresh_clone_pulls_the_export_alone_and_serves_it(repo_a, tmp_path):
-    """README "Export and serve": clone, `dvc pull` the ONNX file and the card, `mnist-gan serve` answers."""
+    """docs/serving.md: clone, `dvc pull` the ONNX file and the card, `mnist-gan serve` answers."""
     import urllib.request
 
     from tests.test_serve import start_server

@@ -252,7 +252,7 @@ def test_page_in_chromium_draws_the_asked_digit(server, tmp_path):
 
 @pytest.mark.slow
 def test_locust_smoke(server, tmp_path):
-    """A few seconds of the load benchmark's own locustfile (the figures in the README are a 60 s run)."""
+    """A few seconds of the load benchmark's own locustfile (the figures in docs/serving.md are a 60 s run)."""
     done = run(
         [
             "locust",
@@ -284,7 +284,7 @@ def test_locust_smoke(server, tmp_path):
 
 @pytest.mark.slow
 def test_slim_install_serves_without_torch(onnx_models, tmp_path):
-    """The README's slim install for real: a new venv from requirements-serve.txt, this package without its
+    """The slim install of docs/serving.md for real: a new venv from requirements-serve.txt, this package without its
     dependencies, and `mnist-gan serve` answering; torch is not installed there at all."""
     import urllib.request
 

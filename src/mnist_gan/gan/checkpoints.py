@@ -5,14 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import mnist_gan
 from mnist_gan.errors import PipelineError
 from mnist_gan.storage import load_torch
-
-if TYPE_CHECKING:
-    from mnist_gan.gan.trainer import Trainer
 
 
 def fingerprint(settings: dict, data_digest: str) -> str:
@@ -26,19 +22,19 @@ def fingerprint(settings: dict, data_digest: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def load_checkpoint(path: Path, run_id: str, trainer: Trainer, total_steps: int) -> tuple[int, int]:
-    """Restore `trainer` from `path` if it is an unfinished state of this run; return (epochs, steps) done.
+def unfinished_state(path: Path, run_id: str, total_steps: int) -> dict | None:
+    """The checkpoint at `path` if it is an unfinished state of the run `run_id` (a `Trainer.state_dict` with
+    its epoch and step), else None.
 
     A checkpoint of other params, data or code is ignored (training starts over); so is an unreadable one,
     and a finished one: DVC reruns a finished stage only when something it depends on changed.
     """
     if not Path(path).is_file():
-        return 0, 0
+        return None
     try:
         state = load_torch(path, "checkpoint")
     except PipelineError:
-        return 0, 0
+        return None
     if state.get("run_id") != run_id or int(state["step"]) >= total_steps:
-        return 0, 0
-    trainer.load_state_dict(state)
-    return int(state["epoch"]), int(state["step"])
+        return None
+    return state

@@ -22,7 +22,7 @@ from torch import nn
 
 from mnist_gan.data.pixels import to_float
 from mnist_gan.errors import PipelineError
-from mnist_gan.gan.checkpoints import fingerprint, load_checkpoint
+from mnist_gan.gan.checkpoints import fingerprint, unfinished_state
 from mnist_gan.gan.ema import EMA, recalibrate_bn
 from mnist_gan.gan.models import asks_digits, has_batch_stats, is_convolutional, random_labels, weights_file
 from mnist_gan.gan.parallel import check_replicas, unwrap
@@ -159,7 +159,10 @@ class Trainer:
         total = min(cfg.epochs * self.steps_per_epoch, max_steps or 10**12)
         settings = {**asdict(cfg), **asdict(self.g.cfg), "world": self.world, "max_steps": max_steps}
         run_id = fingerprint(settings, self.data_digest())
-        epoch, step = load_checkpoint(files.checkpoint, run_id, self, total)
+        epoch, step, state = 0, 0, unfinished_state(files.checkpoint, run_id, total)
+        if state is not None:  # resume after its last complete epoch
+            self.load_state_dict(state)
+            epoch, step = int(state["epoch"]), int(state["step"])
         lead = self.rank == 0
         if lead:
             hooks.start(Start(self.describe(), epoch, step, total, files.checkpoint))
