@@ -169,6 +169,25 @@ def test_fit_starts_over_when_the_settings_differ(tiny_data, tmp_path):
     assert hooks.calls[0] == ("start", 0, 0, 16)  # another lr: epoch 1's checkpoint is not this run's
 
 
+def test_the_run_fingerprint_covers_every_module_of_the_package(tmp_path):
+    """A checkpoint is resumed only by the same code: an edit to any module, one in a subpackage included,
+    gives another fingerprint (so a stale checkpoint is never resumed)."""
+    import shutil
+
+    from mnist_gan.gan.checkpoints import PACKAGE, fingerprint
+
+    copy = shutil.copytree(PACKAGE, tmp_path / "mnist_gan", ignore=shutil.ignore_patterns("__pycache__"))
+    before = fingerprint({"lr": 0.0002}, "data", copy)
+    assert fingerprint({"lr": 0.0002}, "data", copy) == before
+    for module in ("storage.py", "gan/layers.py", "outputs/page.py"):
+        with open(copy / module, "a") as f:
+            f.write("\n# an edit\n")
+        after = fingerprint({"lr": 0.0002}, "data", copy)
+        assert after != before, module
+        before = after
+    assert fingerprint({"lr": 0.0003}, "data", copy) != before
+
+
 def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoint(tiny_data, tmp_path):
     """A weight turned NaN after step 12 (epoch 2) makes every later loss NaN: `fit` stops at the next check,
     naming the first bad step; its hooks are closed, and the checkpoint of epoch 1 stays."""

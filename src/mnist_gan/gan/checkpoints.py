@@ -10,13 +10,15 @@ import mnist_gan
 from mnist_gan.errors import PipelineError
 from mnist_gan.storage import load_torch
 
+PACKAGE = Path(mnist_gan.__file__).parent
 
-def fingerprint(settings: dict, data_digest: str) -> str:
+
+def fingerprint(settings: dict, data_digest: str, package: Path = PACKAGE) -> str:
     """Identity of a training run: resume only from a checkpoint with the same settings, data and code (every
-    module of the package, subpackages included)."""
+    module of the package, subpackages included, by path and content)."""
     code = hashlib.sha256()
-    for path in sorted(Path(mnist_gan.__file__).parent.rglob("*.py")):
-        code.update(path.relative_to(Path(mnist_gan.__file__).parent).as_posix().encode())
+    for path in sorted(Path(package).rglob("*.py")):
+        code.update(path.relative_to(package).as_posix().encode())
         code.update(path.read_bytes())
     blob = json.dumps({"settings": settings, "data": data_digest, "code": code.hexdigest()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
