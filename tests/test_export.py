@@ -98,13 +98,19 @@ def test_safetensors_reload_samples_bitwise_equal(exported):
         meta = f.metadata()
     assert json.loads(meta["config"]) == weights["config"]
     assert meta["params_digest"] == "0123456789abcdef" and meta["git_revision"]
-    # the safetensors layout read by hand: an 8-byte header length, a JSON header, then nothing but the raw tensor
-    # bytes it describes (no pickle anywhere: a torch.save file would be a zip archive and fail to parse here)
+
+
+@pytest.mark.slow
+def test_safetensors_file_is_the_plain_layout_with_no_pickle(exported):
+    """The file read by hand, not through the library that wrote it: an 8-byte header length, a JSON header
+    naming every tensor of G's state dict, then nothing but the raw tensor bytes it describes (a torch.save file,
+    a zip archive with a pickle inside, fails here)."""
+    _, weights, out = exported
     data = (out / "generator.safetensors").read_bytes()
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])
     tensors = {k: v for k, v in header.items() if k != "__metadata__"}
-    assert set(tensors) == set(original.state_dict())
+    assert set(tensors) == set(weights["state_dict"])
     assert max(v["data_offsets"][1] for v in tensors.values()) == len(data) - 8 - size
 
 
