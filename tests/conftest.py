@@ -119,7 +119,7 @@ def run(
     env = {
         **os.environ,
         "DVC_NO_ANALYTICS": "1",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         **({"MNIST_GAN_PARAMS": str(params)} if params else {}),
         **(env or {}),
