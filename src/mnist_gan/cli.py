@@ -2,6 +2,7 @@
 
     mnist-gan serve --model models/generator.onnx     # the digit server (serve.py), no torch imported
     mnist-gan compare [REV ...] --out reports/compare.html   # one offline page over experiments (compare.py)
+    mnist-gan sweep -S lr=0.0001,0.0002 [--address HOST:PORT]   # a grid of `dvc exp run` trials on Ray (sweep/)
 
 Each command imports its module only when it runs, so `serve` works in the slim install (no torch, no DVC).
 """
@@ -37,6 +38,30 @@ def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     print(f"compare: {shown} revision(s) -> {args.out} and {args.out.with_suffix('.md')}")
 
 
+def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from mnist_gan.sweep.driver import SweepOptions, run_sweep
+    from mnist_gan.sweep.grid import SweepError
+
+    options = SweepOptions(
+        args.set_param,
+        args.repo,
+        args.name,
+        args.address,
+        args.cpus_per_trial,
+        args.gpus_per_trial,
+        args.git_remote,
+        args.dvc_remote,
+        args.shared_storage,
+        args.dry_run,
+        args.retries,
+    )
+    try:
+        code = run_sweep(options)
+    except SweepError as e:
+        parser.exit(2, f"error: {e}\n")
+    sys.exit(code)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mnist-gan", description="mnist-gan commands that are not pipeline stages.")
     commands = top.add_subparsers(dest="command", required=True)
@@ -66,6 +91,36 @@ def parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--repo", type=Path, default=Path("."), help="the DVC project")
     compare.set_defaults(run=_compare)
+    sweep = commands.add_parser(
+        "sweep",
+        help="Run a grid of `dvc exp run` trials as Ray tasks, here or on a cluster, and pull the results.",
+        description="Each trial clones the swept commit, runs `dvc exp run --pull -S ...` and `dvc exp push`es the "
+        "experiment; the finished ones are pulled into this clone (`dvc exp show`, `mnist-gan compare`).",
+    )
+    sweep.add_argument(
+        "-S",
+        "--set-param",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="as `dvc exp run --queue -S`: a comma list sweeps a key, several keys make a grid",
+    )
+    sweep.add_argument("--name", help="experiments are NAME-1, NAME-2, ... (default: sweep-<date>-<time>)")
+    sweep.add_argument("--address", metavar="HOST:PORT", help="a running Ray cluster (default: one on this machine)")
+    sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray CPUs per trial, also its torch threads")
+    sweep.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray GPUs per trial (CUDA_VISIBLE_DEVICES)")
+    sweep.add_argument("--git-remote", help="git remote name or URL every node reaches (default: this repo)")
+    sweep.add_argument("--dvc-remote", help="DVC remote every node reaches (default: the project's default remote)")
+    sweep.add_argument(
+        "--shared-storage",
+        action="store_true",
+        help="the DVC remote is a folder every node of the cluster sees (NFS, ...)",
+    )
+    sweep.add_argument("--retries", type=int, default=3, help="reruns of a trial whose node or worker dies")
+    sweep.add_argument("--dry-run", action="store_true", help="print the trials and exit")
+    sweep.add_argument("--report", type=Path, help="also write every trial's result (node, time, metrics) as JSON")
+    sweep.add_argument("--repo", type=Path, default=Path("."), help="the DVC project")
+    sweep.set_defaults(run=_sweep)
     return top
 
 

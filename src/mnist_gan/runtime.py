@@ -67,6 +67,24 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return requested
 
 
+def precision_reason(requested: str, device: torch.device) -> str:
+    """Why `resolve_precision` picked what it did, in words for the user: `fp32: this CPU has no native bf16 ...`."""
+    resolved = resolve_precision(requested, device)
+    if requested != "auto":
+        return f"{resolved}: precision: {requested} in params.yaml"
+    what = {"cpu": "CPU", "cuda": "GPU"}.get(device.type, device.type)
+    if resolved == "bf16":
+        how = " (AVX512_BF16 or AMX, as oneDNN reports)" if device.type == "cpu" else " (Ampere or newer)"
+        return f"bf16: this {what} runs bf16 natively{how}"
+    if device.type == "cpu":
+        isa = torch.backends.cpu.get_cpu_capability()
+        return (
+            f"fp32: this CPU has no native bf16 (oneDNN reports none; {isa} here), and emulated bf16 "
+            f"would be about 10x slower"
+        )
+    return f"fp32: this {what} has no native bf16"
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices). No cudnn.benchmark: it picks kernels by timing them."""
     random.seed(seed)

@@ -15,7 +15,7 @@ from mnist_gan.gan.losses import penalty_weights
 from mnist_gan.gan.models import build_gan
 from mnist_gan.gan.parallel import prepare_models
 from mnist_gan.gan.trainer import Trainer
-from mnist_gan.runtime import resolve_precision, seed_everything
+from mnist_gan.runtime import precision_reason, resolve_precision, seed_everything
 from mnist_gan.settings.configs import GANConfig, TrainConfig, values
 
 NUM_CLASSES = 10  # MNIST digits: what `conditional: true` conditions on
@@ -68,4 +68,6 @@ def build_trainer(
         labels, prior = self_condition_labels(data["images"], cfg.clusters, cfg.seed)
     networks = gan_config(gan, cfg, image_size, prior)
     generator, discriminator = prepare_models(*build_gan(networks, cfg.init), cfg, device, world)
-    return Trainer(generator, discriminator, data["images"].to(device), cfg, device, rank, world, labels)
+    trainer = Trainer(generator, discriminator, data["images"].to(device), cfg, device, rank, world, labels)
+    trainer.precision_why = precision_reason(train.precision, device)
+    return trainer

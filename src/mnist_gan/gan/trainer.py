@@ -62,6 +62,8 @@ class Start:
     step: int
     total: int  # steps of the whole run
     checkpoint: Path
+    why: str = ""  # why this precision: "bf16: this CPU runs bf16 natively ..." (runtime.precision_reason)
+    images_per_step: int = 0  # batch_size x d_steps x processes
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class Trainer:
                 f"exceeds the {images_u8.shape[0]} training images"
             )
         self.autocast = autocast_for(cfg.precision, device)
+        self.precision_why = ""  # set by whoever resolved the precision (build.build_trainer)
 
     @property
     def g(self) -> nn.Module:
@@ -165,7 +168,8 @@ class Trainer:
             epoch, step = int(state["epoch"]), int(state["step"])
         lead = self.rank == 0
         if lead:
-            hooks.start(Start(self.describe(), epoch, step, total, files.checkpoint))
+            per_step = cfg.batch_size * cfg.d_steps * self.world
+            hooks.start(Start(self.describe(), epoch, step, total, files.checkpoint, self.precision_why, per_step))
         try:
             while epoch < cfg.epochs and step < total:
                 epoch += 1

@@ -7,6 +7,7 @@ a run-cache hit cannot leave `dvc exp show` with stale numbers.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from dvclive import Live
@@ -29,6 +30,11 @@ def trim_history(live_dir: Path, step: int) -> None:
             tsv.write_text("".join(header + kept))
 
 
+def duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
 def stats_line(values: dict[str, float]) -> str:
     """`loss_d 0.4449  loss_g 1.4961  ...` with each stat's registry label and format."""
     return "  ".join(f"{TRAINING[k].short} {TRAINING[k].format(v)}" for k, v in values.items())
@@ -48,6 +54,9 @@ class RunLog(Hooks):
             self.console.print(f"resuming from {start.checkpoint}: {start.epoch} epoch(s), {start.step} steps done")
             trim_history(self.folder, start.step)
         self.console.print(f"train: {start.what}, {start.total - start.step} steps to go")
+        if start.why:
+            self.console.print(f"precision {start.why}")
+        self.start_info, self.timed = start, []  # (time, step) of the first windows: the ETA
         self.live = Live(str(self.folder), dvcyaml=False, save_dvc_exp=False, resume=start.epoch > 0)
         if self.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -61,6 +70,7 @@ class RunLog(Hooks):
 
     def window(self, step: int, means: dict[str, float]) -> None:
         """Means over the last log_every steps, as train/<stat>."""
+        self.eta(step)
         shown = "  ".join(f"{TRAINING['train/' + k].short} {v:.3f}" for k, v in means.items())
         self.bar.update(self.task, completed=step, stats=shown)
         self.live.step = step
@@ -68,6 +78,21 @@ class RunLog(Hooks):
             self.live.log_metric(f"train/{k}", v)
             if self.tboard is not None:
                 self.tboard.add_scalar(f"train/{k}", v, step)
+
+    def eta(self, step: int) -> None:
+        """Once, at the second window: the steps left at the speed of the steps between the first two windows
+        (the first window pays for warm-up), so the user knows the wait before the first epoch ends."""
+        self.timed.append((time.perf_counter(), step))
+        if len(self.timed) != 2:
+            return
+        (t0, s0), (t1, s1) = self.timed
+        rate = (s1 - s0) / max(t1 - t0, 1e-9)
+        left = (self.start_info.total - s1) / rate
+        per_s = rate * self.start_info.images_per_step
+        self.console.print(
+            f"eta: about {duration(left)} of training steps left ({per_s:.0f} img/s over steps "
+            f"{s0}-{s1}), plus a few seconds per epoch for its FID, grid and saves"
+        )
 
     def epoch(self, end: EpochEnd) -> None:
         """The epoch's mean stats, its FID (quality/fid) and the fixed-noise grid; then the summary file."""

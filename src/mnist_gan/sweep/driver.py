@@ -1,0 +1,233 @@
+"""The driver of `mnist-gan sweep`: check everything, submit one Ray task per trial, show progress, pull results.
+
+Before any trial starts it refuses (one line, exit code 2) a bad override, a dirty work tree, an unreachable
+cluster, git remote or DVC remote, and a folder DVC remote with a cluster of several nodes (unless the user says
+it is shared storage). Then it publishes the swept commit (refs/sweeps/<sweep> in the git remote), pushes the
+upstream stages' cached outputs to the DVC remote, runs the trials (`trial.run_trial`, retried by Ray when a
+node or worker dies), shows a live table, and `dvc exp pull`s every finished trial into the user's clone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from mnist_gan.evaluation.registry import METRICS
+from mnist_gan.storage import write_text
+from mnist_gan.sweep.grid import SweepError, Trial, check, expand
+from mnist_gan.sweep.remotes import (
+    check_git_remote,
+    dvc,
+    dvc_remote,
+    git_remote_url,
+    is_local,
+    publish,
+    push_upstream,
+    require_clean_tree,
+)
+from mnist_gan.sweep.trial import TrialResult, TrialSpec, run_trial
+
+SHOWN = ("fid", "precision", "recall", "label_accuracy")  # the final table's metric columns
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    settings: list[str]  # -S overrides, as `dvc exp run --queue -S` takes them
+    repo: Path = Path(".")
+    name: str | None = None  # the experiments are <name>-1, <name>-2, ...
+    address: str | None = None  # HOST:PORT of a running Ray cluster; None: a Ray instance on this machine
+    cpus_per_trial: float = 1.0  # also each trial's torch threads
+    gpus_per_trial: float = 0.0
+    git_remote: str | None = None  # a remote name or URL every node reaches; None: the repo itself
+    dvc_remote: str | None = None  # a DVC remote every node reaches; None: the project's default
+    shared_storage: bool = False  # the DVC remote is a folder every node sees (NFS, ...)
+    dry_run: bool = False
+    retries: int = 3  # Ray reruns a trial whose node or worker died, this many times
+    report: Path | None = None  # also write every trial's result here, as JSON
+
+
+class Board:
+    """A Ray actor the trials report their start to (node and attempt), which the driver polls."""
+
+    def __init__(self):
+        self.runs: dict[int, list[str]] = {}
+
+    def started(self, index: int, node: str) -> None:
+        self.runs.setdefault(index, []).append(node)
+
+    def snapshot(self) -> dict[int, list[str]]:
+        return self.runs
+
+
+def connect(address: str | None, cpus: float):
+    """ray.init on the cluster at `address` (checked first: one line if nothing answers), or a local instance."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is not None:
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except (OSError, ValueError) as e:
+            raise SweepError(f"cannot reach the Ray cluster at {address}: {e}") from None
+    import ray
+
+    if address is not None:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    else:
+        ray.init(
+            num_cpus=max(os.cpu_count() or 1, int(cpus)),
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+            object_store_memory=200 * 2**20,
+        )
+    return ray
+
+
+def trial_table(
+    trials: list[Trial], results: dict[int, TrialResult], runs: dict[int, list[str]], first_seen: dict[int, float]
+) -> Table:
+    table = Table(title="sweep", title_justify="left")
+    for column in ("trial", "overrides", "state", "node", "elapsed", "FID"):
+        table.add_column(column, justify="right" if column in ("elapsed", "FID") else "left")
+    now = time.time()
+    for t in trials:
+        r, nodes = results.get(t.index), runs.get(t.index, [])
+        state = r.status if r else ("running" if nodes else "queued")
+        if not r and len(nodes) > 1:
+            state += f" (attempt {len(nodes)})"
+        elapsed = r.seconds if r else (now - first_seen[t.index] if t.index in first_seen else None)
+        fid = r.metrics.get("fid") if r else None
+        table.add_row(
+            t.name,
+            t.label,
+            state,
+            (r.node if r else nodes[-1] if nodes else ""),
+            "" if elapsed is None else f"{elapsed:.0f} s",
+            "" if fid is None else f"{fid:.2f}",
+        )
+    return table
+
+
+def final_table(trials: list[Trial], results: dict[int, TrialResult]) -> Table:
+    table = Table(title="sweep results, best FID first", title_justify="left")
+    for column in ("experiment", "overrides", "state", "node", "time", *(METRICS[k].short for k in SHOWN)):
+        table.add_column(column)
+    by_index = {t.index: t for t in trials}
+    order = sorted(results.values(), key=lambda r: (r.status != "done", r.metrics.get("fid", float("inf"))))
+    for r in order:
+        values = [METRICS[k].format(r.metrics.get(k)) for k in SHOWN]
+        state = r.status + (" (already pushed)" if r.reused else "")
+        table.add_row(r.name, by_index[r.index].label, state, r.node, f"{r.seconds:.0f} s", *values)
+    return table
+
+
+def run_sweep(opts: SweepOptions, console: Console | None = None) -> int:
+    """The whole sweep; returns the exit code (0 all landed, 1 a trial failed, 130 interrupted). Raises
+    SweepError (exit code 2) for what is refused before any trial starts."""
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
+    repo = Path(opts.repo).resolve()
+    name = opts.name or datetime.now().strftime("sweep-%Y%m%d-%H%M%S")
+    trials = expand(opts.settings, name)
+    check(trials, repo / "params.yaml")
+    if opts.dry_run:
+        for t in trials:
+            console.print(f"{t.name}: dvc exp run -n {t.name} " + " ".join(f"-S {o}" for o in t.overrides))
+        return 0
+    require_clean_tree(repo)
+    git_url = git_remote_url(repo, opts.git_remote)
+    check_git_remote(git_url)
+    remote, remote_url = dvc_remote(repo, opts.dvc_remote)
+    ray = connect(opts.address, opts.cpus_per_trial)
+    try:
+        nodes = [n for n in ray.nodes() if n["Alive"]]
+        if len(nodes) > 1 and is_local(remote_url) and not opts.shared_storage:
+            raise SweepError(
+                f"the DVC remote {remote!r} is a folder of this machine ({remote_url}) and the cluster "
+                f"has {len(nodes)} nodes: name a remote every node reaches (--dvc-remote), or pass "
+                f"--shared-storage if that folder is shared by all of them"
+            )
+        for line in push_upstream(repo, remote):
+            console.print(f"warning: {line}")
+        publish(repo, git_url, name)
+        return _run(ray, opts, trials, name, git_url, remote, repo, console)
+    finally:
+        ray.shutdown()
+
+
+def _run(
+    ray, opts: SweepOptions, trials: list[Trial], name: str, git_url: str, remote: str, repo: Path, console: Console
+) -> int:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    board = (
+        ray.remote(num_cpus=0)(Board)
+        .options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True))
+        .remote()
+    )
+    task = ray.remote(run_trial).options(
+        num_cpus=opts.cpus_per_trial, num_gpus=opts.gpus_per_trial, max_retries=opts.retries, retry_exceptions=False
+    )
+    threads = max(1, int(opts.cpus_per_trial))
+    pending = {
+        task.remote(TrialSpec(t.index, t.name, t.overrides, git_url, f"refs/sweeps/{name}", remote, threads, board)): t
+        for t in trials
+    }
+    results: dict[int, TrialResult] = {}
+    first_seen: dict[int, float] = {}
+    interrupted = False
+    with Live(console=console, refresh_per_second=2, transient=False) as live:
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+                for ref in ready:
+                    trial = pending.pop(ref)
+                    results[trial.index] = _result(ray, ref, trial)
+                runs = ray.get(board.snapshot.remote())
+                for index in runs:
+                    first_seen.setdefault(index, time.time())
+                live.update(trial_table(trials, results, runs, first_seen))
+        except KeyboardInterrupt:
+            interrupted = True
+            for ref, trial in pending.items():
+                ray.cancel(ref, force=True)
+                results[trial.index] = TrialResult(trial.index, trial.name, "cancelled")
+    landed = [r.name for r in results.values() if r.status == "done"]
+    if landed:
+        pulled = dvc(repo, "exp", "pull", git_url, *landed)
+        if pulled.returncode != 0:
+            console.print(f"warning: dvc exp pull failed: {(pulled.stderr or pulled.stdout).strip().splitlines()[-1]}")
+    console.print(final_table(trials, results))
+    if opts.report is not None:
+        rows = [asdict(r) for r in sorted(results.values(), key=lambda r: r.index)]
+        write_text(opts.report, json.dumps(rows, indent=2) + "\n")
+    for r in sorted(results.values(), key=lambda r: r.index):
+        if r.status == "failed":
+            console.print(
+                f"\n[bold red]{r.name} failed[/] on {r.node or 'an unknown node'}:\n{r.log_tail}", highlight=False
+            )
+    if interrupted:
+        console.print(f"interrupted: {len(landed)} finished trial(s) pulled, the running ones cancelled")
+        return 130
+    console.print(
+        f"{len(landed)} of {len(trials)} experiment(s) landed; `dvc exp show` and `mnist-gan compare` show them"
+    )
+    return 0 if len(landed) == len(trials) else 1
+
+
+def _result(ray, ref, trial: Trial) -> TrialResult:
+    """The trial's result, or a failed one saying why Ray could not produce it (retries spent, cancelled)."""
+    try:
+        return ray.get(ref)
+    except Exception as e:  # ray.exceptions.*: the trial's own code raised, or its worker died every time
+        return TrialResult(trial.index, trial.name, "failed", log_tail=str(e).strip().splitlines()[-1][:500])

@@ -1,0 +1,179 @@
+"""One trial, as it runs on a Ray worker: clone the swept commit into a worker-local folder, `dvc exp run --pull`
+with the trial's overrides, `dvc exp push` the experiment (git refs to the git remote, outputs to the DVC remote),
+return its metrics and node, delete the folder.
+
+A retried trial (Ray reruns it when its node or worker dies) first asks the git remote whether its experiment is
+already there, and if so returns that instead of training again: an experiment lands once. The trial's processes
+(`dvc exp run` and the stages it starts) run under a guard (`python -m mnist_gan.sweep.trial`) that the kernel
+signals when the worker dies (PR_SET_PDEATHSIG): it kills their process group and removes the folder, so a dead
+trial leaves nothing running behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOG_TAIL = 25  # lines of a failed trial's log shown to the user
+UPSTREAM = ("fetch", "normalize", "classifier")  # stages no GAN setting reruns: pulled, never recomputed
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    index: int
+    name: str  # the experiment's name
+    overrides: tuple[str, ...]
+    git_url: str  # where the swept commit is (refs/sweeps/<sweep>) and where the experiment goes
+    sweep_ref: str
+    dvc_remote: str  # the DVC remote's name in the project's .dvc/config
+    threads: int  # torch threads of every stage: the trial's CPUs
+    board: object = None  # the driver's progress actor (Board), or None
+
+
+@dataclass
+class TrialResult:
+    index: int
+    name: str
+    status: str  # "done" | "failed"
+    node: str = ""  # host name and Ray node id (short)
+    seconds: float = 0.0
+    metrics: dict = field(default_factory=dict)  # results/evaluate/metrics.json's "generated"
+    log_tail: str = ""  # the end of the failed command's output
+    reused: bool = False  # found already pushed by an earlier attempt
+    steps: dict[str, float] = field(default_factory=dict)  # seconds spent: clone, pull, run (the stages), push
+
+
+def where() -> str:
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()[:8]
+    except Exception:  # outside Ray (tests of the trial itself)
+        node = "local"
+    return f"{socket.gethostname()}/{node}"
+
+
+def run_guarded(cmd: list[str], cwd: Path, env: dict, log: Path) -> int:
+    """`cmd` under the guard below, output appended to `log`; its exit code."""
+    with open(log, "a") as out:
+        out.write(f"$ {' '.join(cmd)}\n")
+        out.flush()
+        guard = [sys.executable, "-m", "mnist_gan.sweep.trial", str(cwd), "--", *cmd]
+        return subprocess.run(guard, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def pushed(git_url: str, name: str) -> str | None:
+    """The ref of experiment `name` in the git remote if an attempt already pushed it."""
+    done = subprocess.run(["git", "ls-remote", git_url, "refs/exps/*"], capture_output=True, text=True)
+    for line in done.stdout.splitlines():
+        sha, ref = line.split("\t")
+        if ref.rsplit("/", 1)[-1] == name:
+            return ref
+    return None
+
+
+def run_trial(spec: TrialSpec) -> TrialResult:
+    """What a Ray task runs for one trial (see the module docstring)."""
+    started, node = time.time(), where()
+    if spec.board is not None:
+        spec.board.started.remote(spec.index, node)
+    result = TrialResult(spec.index, spec.name, "failed", node)
+    work = Path(tempfile.mkdtemp(prefix=f"mnist-gan-{spec.name}-"))
+    log = work.parent / f"{work.name}.log"
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "OMP_NUM_THREADS": str(spec.threads),
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_AUTHOR_NAME": "mnist-gan sweep",
+        "GIT_COMMITTER_NAME": "mnist-gan sweep",
+        "GIT_AUTHOR_EMAIL": f"sweep@{socket.gethostname()}",
+        "GIT_COMMITTER_EMAIL": f"sweep@{socket.gethostname()}",
+    }
+    dvc = [sys.executable, "-m", "dvc"]
+    try:
+        ref = pushed(spec.git_url, spec.name)
+        steps = [
+            ("clone", ["git", "init", "-q"]),
+            ("clone", ["git", "fetch", "-q", spec.git_url, spec.sweep_ref]),
+            ("clone", ["git", "checkout", "-q", "FETCH_HEAD"]),
+        ]
+        if ref is None:
+            sets = [arg for item in spec.overrides for arg in ("-S", item)]
+            steps += [
+                ("pull", [*dvc, "remote", "default", "--local", spec.dvc_remote]),
+                ("pull", [*dvc, "pull", "-q", "--allow-missing", *UPSTREAM]),
+                ("run", [*dvc, "exp", "run", "--pull", "-n", spec.name, *sets]),
+                ("push", [*dvc, "exp", "push", "-r", spec.dvc_remote, spec.git_url, spec.name]),
+            ]
+        else:  # an earlier attempt landed it: read its metrics, train nothing
+            steps += [("clone", ["git", "fetch", "-q", spec.git_url, f"{ref}:{ref}"])]
+        for what, cmd in steps:
+            began = time.time()
+            code = run_guarded(cmd, work, env, log)
+            result.steps[what] = result.steps.get(what, 0.0) + time.time() - began
+            if code != 0:
+                result.log_tail = "\n".join(log.read_text().splitlines()[-LOG_TAIL:])
+                return result
+        metrics = subprocess.run(
+            ["git", "show", f"{experiment_ref(work, spec.name)}:results/evaluate/metrics.json"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
+        result.metrics = json.loads(metrics.stdout).get("generated", {}) if metrics.returncode == 0 else {}
+        result.status, result.reused = "done", ref is not None
+        return result
+    finally:
+        result.seconds = time.time() - started
+        shutil.rmtree(work, ignore_errors=True)
+        Path(log).unlink(missing_ok=True)
+
+
+def experiment_ref(repo: Path, name: str) -> str | None:
+    """refs/exps/<baseline>/<name>: where DVC keeps experiment `name` in `repo`."""
+    done = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=repo, capture_output=True, text=True
+    )
+    return next((r for r in done.stdout.split() if r.rsplit("/", 1)[-1] == name), None)
+
+
+# -- the guard: `python -m mnist_gan.sweep.trial <folder> -- cmd ...` ----------------------------------------------
+PR_SET_PDEATHSIG = 1
+
+
+def guard(folder: Path, cmd: list[str]) -> int:
+    """Run `cmd` in a process group of its own; when our parent (the Ray worker) dies, the kernel sends us
+    SIGTERM: kill the whole group and remove `folder`, so nothing of a dead trial keeps running."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    parent = os.getppid()
+    child = subprocess.Popen(cmd, start_new_session=True)
+
+    def stop(*_):
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        shutil.rmtree(folder, ignore_errors=True)
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if os.getppid() != parent:  # the worker died before the signal could be armed
+        stop()
+    return child.wait()
+
+
+if __name__ == "__main__":
+    folder, _, *command = sys.argv[1:]
+    sys.exit(guard(Path(folder), command))

@@ -1,0 +1,305 @@
+"""`mnist-gan sweep` with the real engine: Ray nodes as separate processes on 127.0.0.1, a bare git repo as the
+shared git remote, a shared local folder as the DVC remote, the tiny pipeline of `small_repo`; no mock anywhere."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from mnist_gan.sweep.grid import expand
+from tests.conftest import DVC, committed_copy, run
+from tests.ray_cluster import ENV, Cluster, free_ports
+
+SWEEP = [sys.executable, "-m", "mnist_gan.cli", "sweep"]
+
+
+@pytest.fixture(scope="module")
+def project(small_repo, tmp_path_factory) -> Path:
+    """The reproduced tiny project with a bare git remote `origin` and a shared folder as its default DVC remote."""
+    root = tmp_path_factory.mktemp("sweep")
+    repo = committed_copy(small_repo[0], root / "repo")
+    run(DVC + ["remote", "add", "-f", "-d", "shared", root / "dvc-storage"], repo)
+    run(["git", "commit", "-qam", "a DVC remote every node sees"], repo)
+    run(["git", "init", "-q", "--bare", root / "origin.git"], repo)
+    run(["git", "remote", "add", "origin", root / "origin.git"], repo)
+    run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with Cluster(workers=2) as c:
+        yield c
+
+
+def sweep(repo: Path, *args, check: bool = False, **kwargs):
+    return run([*SWEEP, *args], repo, check=check, env=ENV, timeout=900, **kwargs)
+
+
+def report(path: Path) -> dict[str, dict]:
+    return {r["name"]: r for r in json.loads(path.read_text())}
+
+
+def experiment_refs(git_dir: Path) -> list[str]:
+    return run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], git_dir).stdout.split()
+
+
+def exp_show(repo: Path) -> dict[str, dict]:
+    """{experiment name: its data} from `dvc exp show --json` (params and metrics)."""
+    rows = json.loads(run(DVC + ["exp", "show", "--json"], repo).stdout)
+    out = {}
+    for row in rows:
+        for exp in row.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                if rev.get("name"):
+                    out[rev["name"]] = rev
+    return out
+
+
+def test_the_grid_is_the_one_dvc_queues(project):
+    """DVC's own parser, pinned: `dvc exp run --queue -S ...` queues exactly the trials `expand` makes, in order,
+    and a list value survives as written."""
+    settings = ["lr=0.0001,0.0002", "batch_size=32,64", "g_hidden=[256,256]"]
+    trials = expand(settings, "pin")
+    assert [t.overrides for t in trials] == [
+        ("lr=0.0001", "batch_size=32", "g_hidden=[256,256]"),
+        ("lr=0.0001", "batch_size=64", "g_hidden=[256,256]"),
+        ("lr=0.0002", "batch_size=32", "g_hidden=[256,256]"),
+        ("lr=0.0002", "batch_size=64", "g_hidden=[256,256]"),
+    ]
+    queued = committed_copy(project, project.parent / "queued")
+    run(DVC + ["exp", "run", "--queue", "-n", "pin", *[a for s in settings for a in ("-S", s)]], queued)
+    shown = exp_show(queued)
+    for t in trials:
+        params = shown[t.name]["data"]["params"]["params.yaml"]["data"]
+        assert (params["lr"], params["batch_size"], params["g_hidden"]) == (
+            float(t.overrides[0].split("=")[1]),
+            int(t.overrides[1].split("=")[1]),
+            [256, 256],
+        )
+
+
+@pytest.mark.slow
+def test_a_2x2_grid_lands_four_experiments_from_two_nodes(project, cluster, tmp_path):
+    out = tmp_path / "report.json"
+    done = sweep(
+        project,
+        "-S",
+        "lr=0.0001,0.0003",
+        "-S",
+        "batch_size=32,64",
+        "--name",
+        "grid",
+        "--address",
+        cluster.address,
+        "--git-remote",
+        "origin",
+        "--shared-storage",
+        "--report",
+        out,
+    )
+    assert done.returncode == 0, done.output
+    results = report(out)
+    assert sorted(results) == ["grid-1", "grid-2", "grid-3", "grid-4"]
+    assert all(r["status"] == "done" and r["metrics"]["fid"] > 0 for r in results.values())
+    assert len({r["node"] for r in results.values()}) == 2, results  # both worker nodes ran trials
+    shown = exp_show(project)  # the driver's own clone: pulled
+    assert {"grid-1", "grid-2", "grid-3", "grid-4"} <= set(shown)
+    fresh = tmp_path / "fresh"
+    run(["git", "clone", "-q", project.parent / "origin.git", fresh])
+    run(DVC + ["exp", "pull", "origin", "grid-1", "grid-2", "grid-3", "grid-4"], fresh)
+    shown = exp_show(fresh)
+    hashes = set()
+    for name in ("grid-1", "grid-2", "grid-3", "grid-4"):
+        metrics = shown[name]["data"]["metrics"]["results/evaluate/metrics.json"]["data"]
+        assert metrics["generated"]["fid"] == pytest.approx(results[name]["metrics"]["fid"])
+        lock = run(["git", "show", f"{shown[name]['rev']}:dvc.lock"], fresh).stdout
+        md5 = lock.split("path: models/generator.pt")[1].split("md5: ")[1].split()[0]
+        assert (fresh / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).is_file(), name  # pulled
+        hashes.add(md5)
+    assert len(hashes) == 4  # four different generators
+
+
+def trial_processes(folder_hint: str) -> list[psutil.Process]:
+    """Processes of a trial: its guard names its folder; its stages run with the folder as working directory."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "cwd"]):
+        cmd, cwd = " ".join(p.info["cmdline"] or []), p.info["cwd"] or ""
+        if folder_hint in cmd or folder_hint in cwd:
+            found.append(p)
+    return found
+
+
+@pytest.mark.slow
+def test_a_worker_node_killed_mid_trial_its_trial_reruns_elsewhere_and_lands_once(project, tmp_path):
+    out = tmp_path / "report.json"
+    with Cluster(workers=2) as c:
+        driver = subprocess.Popen(
+            [
+                *SWEEP,
+                "-S",
+                "seed=5,6",
+                "--name",
+                "kill",
+                "--address",
+                c.address,
+                "--git-remote",
+                "origin",
+                "--shared-storage",
+                "--report",
+                str(out),
+            ],
+            cwd=project,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        victim, deadline = None, time.time() + 300
+        while victim is None and time.time() < deadline and driver.poll() is None:
+            for p in c.processes(c.workers[0]):
+                try:
+                    if "stages.train" in " ".join(p.cmdline()):
+                        victim = Path(p.cwd()).name  # mnist-gan-kill-<k>-xxxx: the trial's folder
+                except psutil.NoSuchProcess:
+                    continue
+            time.sleep(0.2)
+        assert victim, "no trial was training on worker node 0"
+        c.kill_worker(0)
+        killed = "-".join(victim.split("-")[2:4])  # kill-<k>
+        time.sleep(15)  # the dead trial's guard has had its signal
+        assert trial_processes(victim) == [], "processes of the killed trial are still running"
+        output, _ = driver.communicate(timeout=900)
+    assert driver.returncode == 0, output
+    results = report(out)
+    assert sorted(results) == ["kill-1", "kill-2"] and all(r["status"] == "done" for r in results.values())
+    assert results[killed]["node"] == results[next(n for n in results if n != killed)]["node"]  # on the survivor
+    refs = [r.rsplit("/", 1)[-1] for r in experiment_refs(project.parent / "origin.git")]
+    assert refs.count(killed) == 1
+
+
+@pytest.mark.slow
+def test_a_failing_trial_is_reported_and_the_others_land(project, cluster, tmp_path):
+    out = tmp_path / "report.json"
+    done = sweep(
+        project,
+        "-S",
+        "batch_size=64,4096",
+        "--name",
+        "bad",
+        "--address",
+        cluster.address,
+        "--git-remote",
+        "origin",
+        "--shared-storage",
+        "--report",
+        out,
+    )
+    assert done.returncode == 1, done.output
+    results = report(out)
+    assert results["bad-1"]["status"] == "done" and results["bad-2"]["status"] == "failed"
+    assert "exceeds the 512 training images" in results["bad-2"]["log_tail"]
+    assert "bad-2 failed" in done.output and "exceeds the 512 training images" in done.output
+    refs = [r.rsplit("/", 1)[-1] for r in experiment_refs(project.parent / "origin.git")]
+    assert "bad-1" in refs and "bad-2" not in refs  # nothing of the failed trial was pushed
+
+
+@pytest.mark.slow
+def test_the_embedded_default_runs_a_two_trial_sweep_on_this_machine(project, tmp_path):
+    """No address: a Ray instance of its own; no git remote: the repo itself; the project's default DVC remote."""
+    local = committed_copy(project, tmp_path / "local")
+    out = tmp_path / "report.json"
+    done = sweep(local, "-S", "lr=0.0001,0.0002", "--name", "here", "--report", out)
+    assert done.returncode == 0, done.output
+    assert all(r["status"] == "done" for r in report(out).values())
+    assert {"here-1", "here-2"} <= set(exp_show(local))
+
+
+def one_line_refusal(done) -> str:
+    assert done.returncode == 2, done.output
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.output, done.output
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_bad_inputs_are_refused_in_one_line_before_any_trial(project, cluster, tmp_path):
+    origin = project.parent / "origin.git"
+    before = experiment_refs(origin)
+    closed = free_ports(1)[0]
+    cases = [
+        (["-S", "nope=1"], "params.yaml has no key nope"),
+        (["-S", "lr=0.0001,7"], "trial 2 (lr=7): params.yaml: lr = 7 is not allowed"),
+        (
+            ["-S", "lr=0.0001", "--address", f"127.0.0.1:{closed}"],
+            f"cannot reach the Ray cluster at 127.0.0.1:{closed}",
+        ),
+        (["-S", "lr=0.0001", "--git-remote", str(tmp_path / "no-such.git")], "cannot reach the git remote"),
+        (["-S", "lr=0.0001", "--dvc-remote", "nope"], "no DVC remote named 'nope'"),
+        (["-S", "lr=0.0001", "--address", cluster.address], "is a folder of this machine"),
+    ]
+    for args, expected in cases:
+        assert expected in one_line_refusal(sweep(project, *args, "--name", "refused")), args
+    # a DVC remote nothing answers (an S3 endpoint on a closed port), and a dirty work tree
+    down = committed_copy(project, tmp_path / "down")
+    run(DVC + ["remote", "add", "down", "s3://bucket/x"], down)
+    run(DVC + ["remote", "modify", "down", "endpointurl", f"http://127.0.0.1:{closed}"], down)
+    run(["git", "commit", "-qam", "an unreachable remote"], down)
+    refusal = one_line_refusal(
+        sweep(
+            down,
+            "-S",
+            "lr=0.0001",
+            "--dvc-remote",
+            "down",
+            "--address",
+            cluster.address,
+            "--git-remote",
+            "origin",
+            "--shared-storage",
+            "--name",
+            "refused",
+        )
+    )
+    assert "cannot push to the DVC remote 'down'" in refusal
+    (down / "params.yaml").write_text((down / "params.yaml").read_text() + "\n")
+    assert "uncommitted changes (params.yaml)" in one_line_refusal(sweep(down, "-S", "lr=0.0001"))
+    assert experiment_refs(origin) == before  # no trial ran
+
+
+def test_dry_run_prints_the_trials(project):
+    done = sweep(project, "-S", "lr=0.0001,0.0002", "-S", "g_hidden=[64,64]", "--name", "dry", "--dry-run", check=True)
+    assert done.stdout.splitlines() == [
+        "dry-1: dvc exp run -n dry-1 -S lr=0.0001 -S g_hidden=[64,64]",
+        "dry-2: dvc exp run -n dry-2 -S lr=0.0002 -S g_hidden=[64,64]",
+    ]
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_running_trials(project, cluster, tmp_path):
+    """SIGINT to the driver while trials run: it cancels them, exits 130, and no trial process is left."""
+    done = sweep(
+        project,
+        "-S",
+        "seed=7,8",
+        "--name",
+        "stop",
+        "--address",
+        cluster.address,
+        "--git-remote",
+        "origin",
+        "--shared-storage",
+        signal=signal.SIGINT,
+        settle=1.0,
+        when=lambda: any("stages.train" in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])),
+    )
+    assert done.returncode == 130, done.output
+    time.sleep(10)
+    assert trial_processes("mnist-gan-stop-") == []
