@@ -4,11 +4,13 @@ The reference loop is written the way every seed script does it: torchvision's M
 ToTensor() + Normalize((0.5,), (0.5,)) per item, DataLoader(shuffle=True), D ending in Sigmoid and BCELoss.
 Both train the same models at the same batch size; runs alternate (ref, ours in fp32, ours in bf16 where the
 device runs it natively, ...) so that machine noise hits every row alike, and the median of the repeats is
-reported. Also: FLOPs per step (torch's FlopCounterMode), this machine's fp32 matmul peak, DCGAN throughput at
-batch 64/128/256, evaluate's wall time and peak RSS at 2k/10k/50k samples, the train stage under torchrun with
-1 and 2 CPU processes, peak RSS of a real train stage, and no-op `dvc repro`.
+reported. Also: FLOPs per step (torch's FlopCounterMode), this machine's fp32 peaks (GEMM and a 3x3 conv at the
+DCGAN's sizes), DCGAN throughput at batch 64/128/256, evaluate's wall time and peak RSS at 2k/10k/50k samples,
+the train stage under torchrun with 1 and 2 CPU processes, peak RSS of a real train stage, no-op `dvc repro`,
+and with --profile where an fp32 step's time goes.
 
     python -m benchmarks.train_speed            # after `dvc repro` (needs data/, models/generator.pt, classifier)
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python -m benchmarks.train_speed   # as on an AVX2-only CPU
 """
 
 from __future__ import annotations
@@ -131,17 +133,70 @@ def flops_per_step(trainer: Trainer) -> int:
     return counter.get_total_flops()
 
 
-def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
-    """fp32 GEMM throughput in FLOP/s (best of `repeats`), the yardstick for 'fraction of peak'."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
+def matmul_peak(device: torch.device, sizes=(1024, 2048, 4096), repeats: int = 5) -> float:
+    """fp32 GEMM throughput in FLOP/s: the best of `repeats` per size after a warm-up call (the first calls pay
+    for thread-pool start-up and page faults, which made a single cold 2048 GEMM read low)."""
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+        a @ b  # warm-up
+        for _ in range(repeats):
+            _sync(device)
+            t = time.perf_counter()
+            a @ b
+            _sync(device)
+            best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def conv_peak(device: torch.device, repeats: int = 5) -> float:
+    """fp32 throughput in FLOP/s of a 3x3 convolution at the DCGAN's own sizes (128 -> 128 channels at 14x14,
+    batch 128, channels-last): what the silicon does on this network's kind of work."""
+    conv = nn.Conv2d(128, 128, 3, padding=1, bias=False).to(device, memory_format=torch.channels_last)
+    x = torch.randn(128, 128, 14, 14, device=device).contiguous(memory_format=torch.channels_last)
+    flops = 2 * 128 * 128 * 128 * 9 * 14 * 14
+    best = 0.0
+    with torch.no_grad():
+        conv(x)
+        for _ in range(repeats):
+            _sync(device)
+            t = time.perf_counter()
+            conv(x)
+            _sync(device)
+            best = max(best, flops / (time.perf_counter() - t))
+    return best
+
+
+def cpu_class() -> str:
+    """The CPU, what torch sees of it, and any instruction-set limit in effect (to stand in for a lesser CPU)."""
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "unknown CPU",
+        )
+        if Path("/proc/cpuinfo").exists()
+        else "unknown CPU"
+    )
+    limits = " ".join(f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ)
+    bf16 = native_bf16(torch.device("cpu"))
+    return (
+        f"{model}, {os.cpu_count()} cores, torch capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"native bf16: {bf16}" + (f" (limited: {limits})" if limits else "")
+    )
+
+
+def profile_fp32(trainer: Trainer, steps: int = 20, top: int = 12) -> str:
+    """Where an fp32 training step's time goes: torch.profiler's ops by self CPU time, after a warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+
+    trainer.run_epoch(0, 0, max_steps=3)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        trainer.run_epoch(0, 0, max_steps=steps)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
 
 
 def timed(cmd: list[str]) -> tuple[float, float, str]:
@@ -226,17 +281,28 @@ def main(
     ] = "2000,10000,50000",
     processes: Annotated[str, typer.Option(help="torchrun process counts to time ('' = skip).")] = "1,2",
     out: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+    profile: Annotated[
+        bool, typer.Option(help="Also print where an fp32 DCGAN step's time goes (torch.profiler).")
+    ] = False,
 ):
-    """Alternate the seeds' loop and ours; print img/s medians, ratios, fraction of matmul peak, memory."""
+    """Alternate the seeds' loop and ours; print img/s medians, ratios, fraction of the fp32 peak, memory."""
     dev = pick_device(device)
     if dev.type == "cpu":
         set_cpu_threads(None)
     images = load_processed(Path("data/processed/train.pt"))["images"]
-    peak = matmul_peak(dev)
-    report: dict = {"device": str(dev), "threads": torch.get_num_threads(), "matmul_peak_gflops": peak / 1e9}
+    gemm, conv = matmul_peak(dev), conv_peak(dev)
+    peak = max(gemm, conv)
+    report: dict = {
+        "device": str(dev),
+        "cpu": cpu_class(),
+        "threads": torch.get_num_threads(),
+        "matmul_peak_gflops": gemm / 1e9,
+        "conv_peak_gflops": conv / 1e9,
+    }
+    typer.echo(f"{cpu_class()}; device {dev}, {torch.get_num_threads()} threads")
     typer.echo(
-        f"device {dev}, {torch.get_num_threads()} threads, fp32 matmul peak {peak / 1e9:.0f} GFLOP/s, "
-        f"native bf16: {native_bf16(dev)}"
+        f"fp32 peaks: GEMM {gemm / 1e9:.0f} GFLOP/s (best of 1024-4096), 3x3 conv at the DCGAN's sizes "
+        f"{conv / 1e9:.0f} GFLOP/s; '% of peak' below is against the larger"
     )
     precisions = ["fp32"] + (["bf16"] if native_bf16(dev) else [])
     for name in models.split(","):
@@ -255,9 +321,15 @@ def main(
         for p in precisions:
             o = statistics.median(ours[p])
             fraction = o / batch * flops / peak
-            report[name][p] = {"img_s": o, "ratio": o / r, "fraction_of_fp32_matmul_peak": fraction}
-            share = f"   {100 * fraction:.0f}% of the fp32 matmul peak" if p == "fp32" else ""  # bf16 has its own peak
+            report[name][p] = {"img_s": o, "ratio": o / r, "fraction_of_fp32_peak": fraction}
+            share = f"   {100 * fraction:.0f}% of the fp32 peak" if p == "fp32" else ""  # bf16 has its own peak
             typer.echo(f"{'':6s} this trainer, {p}: {o:8.0f} img/s   x{o / r:.2f}{share}")
+    if profile:
+        typer.echo(
+            profile_fp32(
+                make_trainer(replace(SEEDS.gan, **MODELS["dcgan"][0]), MODELS["dcgan"][1], "fp32", images, dev)
+            )
+        )
     if batches:
         report["batch_scaling"] = {}
         for b in map(int, batches.split(",")):

@@ -154,6 +154,8 @@ def small_repo(tmp_path_factory, raw_mnist):
         repo,
         epochs=1,
         batch_size=64,
+        quality_samples=500,  # the per-epoch FID and the EMA's BN recalibration, at a tiny run's scale
+        ema_bn_batches=5,
         **{
             "normalize.max_train_images": 512,
             "sample.n_images": 16,

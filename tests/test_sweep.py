@@ -18,6 +18,9 @@ from tests.conftest import DVC, committed_copy, run
 from tests.ray_cluster import ENV, Cluster, free_ports
 
 SWEEP = [sys.executable, "-m", "mnist_gan.cli", "sweep"]
+# trials train, then evaluate (`dvc exp run evaluate`: sample, export and report are not what is tested here),
+# without the per-epoch FID: a trial is then mostly the overhead the tests are about
+QUICK = ["--stage", "evaluate", "-S", "quality_samples=0"]
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +94,7 @@ def test_a_2x2_grid_lands_four_experiments_from_two_nodes(project, cluster, tmp_
     out = tmp_path / "report.json"
     done = sweep(
         project,
+        *QUICK,
         "-S",
         "lr=0.0001,0.0003",
         "-S",
@@ -144,6 +148,7 @@ def test_a_worker_node_killed_mid_trial_its_trial_reruns_elsewhere_and_lands_onc
         driver = subprocess.Popen(
             [
                 *SWEEP,
+                *QUICK,
                 "-S",
                 "seed=5,6",
                 "--name",
@@ -190,6 +195,7 @@ def test_a_failing_trial_is_reported_and_the_others_land(project, cluster, tmp_p
     out = tmp_path / "report.json"
     done = sweep(
         project,
+        *QUICK,
         "-S",
         "batch_size=64,4096",
         "--name",
@@ -216,7 +222,7 @@ def test_the_embedded_default_runs_a_two_trial_sweep_on_this_machine(project, tm
     """No address: a Ray instance of its own; no git remote: the repo itself; the project's default DVC remote."""
     local = committed_copy(project, tmp_path / "local")
     out = tmp_path / "report.json"
-    done = sweep(local, "-S", "lr=0.0001,0.0002", "--name", "here", "--report", out)
+    done = sweep(local, *QUICK, "-S", "lr=0.0001,0.0002", "--name", "here", "--report", out)
     assert done.returncode == 0, done.output
     assert all(r["status"] == "done" for r in report(out).values())
     assert {"here-1", "here-2"} <= set(exp_show(local))
@@ -287,6 +293,7 @@ def test_ctrl_c_cancels_the_running_trials(project, cluster, tmp_path):
     """SIGINT to the driver while trials run: it cancels them, exits 130, and no trial process is left."""
     done = sweep(
         project,
+        *QUICK,
         "-S",
         "seed=7,8",
         "--name",

@@ -43,17 +43,19 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from mnist_gan.sweep.grid import SweepError
 
     options = SweepOptions(
-        args.set_param,
-        args.repo,
-        args.name,
-        args.address,
-        args.cpus_per_trial,
-        args.gpus_per_trial,
-        args.git_remote,
-        args.dvc_remote,
-        args.shared_storage,
-        args.dry_run,
-        args.retries,
+        settings=args.set_param,
+        repo=args.repo,
+        name=args.name,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        git_remote=args.git_remote,
+        dvc_remote=args.dvc_remote,
+        shared_storage=args.shared_storage,
+        dry_run=args.dry_run,
+        retries=args.retries,
+        report=args.report,
+        stages=tuple(args.stage),
     )
     try:
         code = run_sweep(options)
@@ -117,6 +119,13 @@ def parser() -> argparse.ArgumentParser:
         help="the DVC remote is a folder every node of the cluster sees (NFS, ...)",
     )
     sweep.add_argument("--retries", type=int, default=3, help="reruns of a trial whose node or worker dies")
+    sweep.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        help="reproduce only this stage (and what it "
+        "needs) in each trial, as `dvc exp run STAGE`; repeatable (default: the whole pipeline)",
+    )
     sweep.add_argument("--dry-run", action="store_true", help="print the trials and exit")
     sweep.add_argument("--report", type=Path, help="also write every trial's result (node, time, metrics) as JSON")
     sweep.add_argument("--repo", type=Path, default=Path("."), help="the DVC project")

@@ -54,6 +54,7 @@ class SweepOptions:
     dry_run: bool = False
     retries: int = 3  # Ray reruns a trial whose node or worker died, this many times
     report: Path | None = None  # also write every trial's result here, as JSON
+    stages: tuple[str, ...] = ()  # reproduce only these stages (and what they need) in each trial; () = all
 
 
 class Board:
@@ -141,7 +142,8 @@ def run_sweep(opts: SweepOptions, console: Console | None = None) -> int:
     check(trials, repo / "params.yaml")
     if opts.dry_run:
         for t in trials:
-            console.print(f"{t.name}: dvc exp run -n {t.name} " + " ".join(f"-S {o}" for o in t.overrides))
+            sets = " ".join(f"-S {o}" for o in t.overrides)
+            console.print(f"{t.name}: dvc exp run -n {t.name} {sets}" + "".join(f" {s}" for s in opts.stages))
         return 0
     require_clean_tree(repo)
     git_url = git_remote_url(repo, opts.git_remote)
@@ -179,10 +181,9 @@ def _run(
         num_cpus=opts.cpus_per_trial, num_gpus=opts.gpus_per_trial, max_retries=opts.retries, retry_exceptions=False
     )
     threads = max(1, int(opts.cpus_per_trial))
-    pending = {
-        task.remote(TrialSpec(t.index, t.name, t.overrides, git_url, f"refs/sweeps/{name}", remote, threads, board)): t
-        for t in trials
-    }
+    ref = f"refs/sweeps/{name}"
+    specs = [TrialSpec(t.index, t.name, t.overrides, git_url, ref, remote, threads, board, opts.stages) for t in trials]
+    pending = {task.remote(spec): t for spec, t in zip(specs, trials, strict=True)}
     results: dict[int, TrialResult] = {}
     first_seen: dict[int, float] = {}
     interrupted = False

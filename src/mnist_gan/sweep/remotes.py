@@ -7,7 +7,6 @@ across machines the user names a git remote and a DVC remote every node reaches 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -110,11 +109,3 @@ def push_upstream(repo: Path, remote: str) -> list[str]:
             continue
         raise SweepError(f"cannot push to the DVC remote {remote!r}: {text.splitlines()[-1] if text else 'failed'}")
     return warnings
-
-
-def metrics_of(repo: Path, rev: str) -> dict:
-    """results/evaluate/metrics.json at `rev` (a commit or experiment ref), or {}."""
-    done = subprocess.run(
-        ["git", "show", f"{rev}:results/evaluate/metrics.json"], cwd=repo, capture_output=True, text=True
-    )
-    return json.loads(done.stdout) if done.returncode == 0 else {}

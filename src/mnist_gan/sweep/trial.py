@@ -38,6 +38,7 @@ class TrialSpec:
     dvc_remote: str  # the DVC remote's name in the project's .dvc/config
     threads: int  # torch threads of every stage: the trial's CPUs
     board: object = None  # the driver's progress actor (Board), or None
+    stages: tuple[str, ...] = ()  # `dvc exp run` targets: reproduce only these and what they need (all if empty)
 
 
 @dataclass
@@ -113,7 +114,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
             steps += [
                 ("pull", [*dvc, "remote", "default", "--local", spec.dvc_remote]),
                 ("pull", [*dvc, "pull", "-q", "--allow-missing", *UPSTREAM]),
-                ("run", [*dvc, "exp", "run", "--pull", "-n", spec.name, *sets]),
+                ("run", [*dvc, "exp", "run", "--pull", "-n", spec.name, *sets, *spec.stages]),
                 ("push", [*dvc, "exp", "push", "-r", spec.dvc_remote, spec.git_url, spec.name]),
             ]
         else:  # an earlier attempt landed it: read its metrics, train nothing
