@@ -46,7 +46,7 @@ def tiny_project(root: Path) -> Path:
     run(DVC + ["repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "reproduced"], repo)
-    run(["git", "init", "-q", "--bare", root / "origin.git"], repo)
+    run(["git", "init", "-q", "--bare", "-b", "main", root / "origin.git"], repo)
     run(["git", "remote", "add", "origin", root / "origin.git"], repo)
     run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], repo)
     return repo

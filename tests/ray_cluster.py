@@ -17,7 +17,9 @@ from pathlib import Path
 import psutil
 
 RAY = str(Path(sys.executable).with_name("ray"))
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+# token auth off: a local ray.init() would otherwise write ~/.ray/auth_token, which later heads pick up and later
+# clients do not (Ray 2.60), so every cluster of a test session would reject its drivers
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 STORE = str(80 * 2**20)  # object store per node: trials return small results only
 
 
@@ -31,21 +33,30 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def node_ports() -> list[str]:
-    """Flags giving a node ports of its own (and a worker port range), so nodes on one machine never collide."""
-    names = (
-        "--node-manager-port",
-        "--object-manager-port",
-        "--dashboard-agent-listen-port",
-        "--dashboard-agent-grpc-port",
-        "--runtime-env-agent-port",
-        "--metrics-export-port",
-    )
-    low = free_ports(1)[0]
-    ports = free_ports(len(names))
-    flags = [f"{name}={port}" for name, port in zip(names, ports, strict=True)]
-    base = 20000 + (low % 200) * 100  # a worker port range of 50 that other nodes' ranges do not overlap
-    return [*flags, f"--min-worker-port={base}", f"--max-worker-port={base + 49}"]
+PORT_FLAGS = (
+    "--node-manager-port",
+    "--object-manager-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+    "--metrics-export-port",
+)
+
+
+def cluster_ports(nodes: int) -> tuple[int, int, list[list[str]]]:
+    """(GCS port, client server port, per-node flags): every port distinct (all held open while chosen), and each
+    node a worker port range of its own, so the nodes of one machine never collide."""
+    ports = free_ports(2 + len(PORT_FLAGS) * nodes)
+    gcs, client, rest = ports[0], ports[1], ports[2:]
+    base = 20000 + (gcs % 150) * 100  # worker port ranges of 50, 100 apart: nodes * 100 below 40000
+    flags = []
+    for i in range(nodes):
+        mine = rest[i * len(PORT_FLAGS) : (i + 1) * len(PORT_FLAGS)]
+        flags.append(
+            [f"{flag}={port}" for flag, port in zip(PORT_FLAGS, mine, strict=True)]
+            + [f"--min-worker-port={base + 100 * i}", f"--max-worker-port={base + 100 * i + 49}"]
+        )
+    return gcs, client, flags
 
 
 class Cluster:
@@ -53,7 +64,7 @@ class Cluster:
 
     def __init__(self, workers: int = 2, cpus: int = 1):
         self.temp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths have a length limit
-        self.port = free_ports(1)[0]
+        self.port, client, flags = cluster_ports(1 + workers)
         self.address = f"127.0.0.1:{self.port}"
         self.head = self._start(
             [
@@ -62,12 +73,15 @@ class Cluster:
                 "--num-cpus=0",
                 "--include-dashboard=false",
                 f"--temp-dir={self.temp}",
-                f"--ray-client-server-port={free_ports(1)[0]}",
+                f"--ray-client-server-port={client}",
+                *flags[0],
             ]
         )
         self._wait_for(lambda: self._nodes() >= 1, "the head")
-        self.workers = [self._start([f"--address={self.address}", f"--num-cpus={cpus}"]) for _ in range(workers)]
-        self._wait_for(lambda: self._nodes() >= 1 + workers, f"{workers} worker node(s)")
+        self.workers = []
+        for i in range(workers):  # one at a time: raylets starting together on 2 busy cores time out registering
+            self.workers.append(self._start([f"--address={self.address}", f"--num-cpus={cpus}", *flags[1 + i]]))
+            self._wait_for(lambda n=i: self._nodes() >= 2 + n, f"worker node {i + 1}")
 
     def _start(self, flags: list[str]) -> subprocess.Popen:
         cmd = [
@@ -77,7 +91,6 @@ class Cluster:
             "--node-ip-address=127.0.0.1",
             f"--object-store-memory={STORE}",
             "--disable-usage-stats",
-            *node_ports(),
             *flags,
         ]
         return subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -95,7 +108,7 @@ class Cluster:
         while time.time() < deadline:
             if ready():
                 return
-            time.sleep(1)
+            time.sleep(2)
         self.stop()
         raise RuntimeError(f"Ray: {what} did not come up within {timeout:.0f} s")
 

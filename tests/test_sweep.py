@@ -30,7 +30,7 @@ def project(small_repo, tmp_path_factory) -> Path:
     repo = committed_copy(small_repo[0], root / "repo")
     run(DVC + ["remote", "add", "-f", "-d", "shared", root / "dvc-storage"], repo)
     run(["git", "commit", "-qam", "a DVC remote every node sees"], repo)
-    run(["git", "init", "-q", "--bare", root / "origin.git"], repo)
+    run(["git", "init", "-q", "--bare", "-b", "main", root / "origin.git"], repo)
     run(["git", "remote", "add", "origin", root / "origin.git"], repo)
     run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], repo)
     return repo
@@ -180,7 +180,8 @@ def test_a_worker_node_killed_mid_trial_its_trial_reruns_elsewhere_and_lands_onc
         c.kill_worker(0)
         killed = "-".join(victim.split("-")[2:4])  # kill-<k>
         time.sleep(15)  # the dead trial's guard has had its signal
-        assert trial_processes(victim) == [], "processes of the killed trial are still running"
+        left = [" ".join(p.cmdline()) for p in trial_processes(victim) if p.is_running()]
+        assert left == [], f"processes of the killed trial are still running: {left}"
         output, _ = driver.communicate(timeout=900)
     assert driver.returncode == 0, output
     results = report(out)

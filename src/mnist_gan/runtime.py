@@ -95,7 +95,10 @@ def seed_everything(seed: int) -> None:
 
 def set_cpu_threads(threads: int | None) -> int:
     """One intra-op thread per usable core, shared among the processes torchrun starts on this machine
-    (oversubscribed threads slow conv down badly); `threads` overrides."""
+    (oversubscribed threads slow conv down badly); `threads` overrides, and so does OMP_NUM_THREADS when set (a
+    scheduler's share of the cores: a sweep trial gets its Ray CPUs that way)."""
+    if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdecimal():
+        threads = int(os.environ["OMP_NUM_THREADS"])
     if threads is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         threads = cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))

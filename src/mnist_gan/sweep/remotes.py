@@ -32,7 +32,8 @@ def dvc(repo: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPro
 
 def require_clean_tree(repo: Path) -> None:
     """A trial sees only what is committed: refuse modified, staged or untracked (not ignored) files."""
-    dirty = git(repo, "status", "--porcelain").splitlines()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True)
+    dirty = status.stdout.splitlines()  # "XY path": not stripped, the first column may be a space
     if dirty:
         shown = ", ".join(line[3:] for line in dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise SweepError(

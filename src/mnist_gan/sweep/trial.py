@@ -4,9 +4,10 @@ return its metrics and node, delete the folder.
 
 A retried trial (Ray reruns it when its node or worker dies) first asks the git remote whether its experiment is
 already there, and if so returns that instead of training again: an experiment lands once. The trial's processes
-(`dvc exp run` and the stages it starts) run under a guard (`python -m mnist_gan.sweep.trial`) that the kernel
-signals when the worker dies (PR_SET_PDEATHSIG): it kills their process group and removes the folder, so a dead
-trial leaves nothing running behind.
+(`dvc exp run` and the stages it starts) run under a guard (`python -m mnist_gan.sweep.trial`) that stops them
+(kills their process group, removes the folder) when the Ray worker dies (the kernel signals it: PR_SET_PDEATHSIG)
+or the node's raylet does (it polls: a worker can outlive its raylet for a while), so a dead trial leaves nothing
+running behind.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +71,10 @@ def run_guarded(cmd: list[str], cwd: Path, env: dict, log: Path) -> int:
     with open(log, "a") as out:
         out.write(f"$ {' '.join(cmd)}\n")
         out.flush()
-        guard = [sys.executable, "-m", "mnist_gan.sweep.trial", str(cwd), "--", *cmd]
+        # the raylet, our Ray worker's parent: the node itself. When it dies the worker may run on for a while,
+        # so the guard watches it too
+        node = str(os.getppid())
+        guard = [sys.executable, "-m", "mnist_gan.sweep.trial", str(cwd), node, "--", *cmd]
         return subprocess.run(guard, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
 
 
@@ -93,6 +98,8 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     log = work.parent / f"{work.name}.log"
     env = {
         **os.environ,
+        # dvc.yaml's commands say `python`: the interpreter running this trial, with the project installed
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "DVC_NO_ANALYTICS": "1",
         "OMP_NUM_THREADS": str(spec.threads),
         "GIT_TERMINAL_PROMPT": "0",
@@ -112,6 +119,8 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         if ref is None:
             sets = [arg for item in spec.overrides for arg in ("-S", item)]
             steps += [
+                # no update-check daemon: a detached process that would outlive the trial and its folder
+                ("pull", [*dvc, "config", "--local", "core.check_update", "false"]),
                 ("pull", [*dvc, "remote", "default", "--local", spec.dvc_remote]),
                 ("pull", [*dvc, "pull", "-q", "--allow-missing", *UPSTREAM]),
                 ("run", [*dvc, "exp", "run", "--pull", "-n", spec.name, *sets, *spec.stages]),
@@ -153,9 +162,10 @@ def experiment_ref(repo: Path, name: str) -> str | None:
 PR_SET_PDEATHSIG = 1
 
 
-def guard(folder: Path, cmd: list[str]) -> int:
-    """Run `cmd` in a process group of its own; when our parent (the Ray worker) dies, the kernel sends us
-    SIGTERM: kill the whole group and remove `folder`, so nothing of a dead trial keeps running."""
+def guard(folder: Path, node: int, cmd: list[str]) -> int:
+    """Run `cmd` in a process group of its own, and stop it (kill the whole group, remove `folder`) as soon as
+    our parent (the Ray worker) or `node` (its raylet) is gone: the kernel signals us when the parent dies
+    (PR_SET_PDEATHSIG), and a watcher thread polls both every half second."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     parent = os.getppid()
     child = subprocess.Popen(cmd, start_new_session=True)
@@ -168,13 +178,27 @@ def guard(folder: Path, cmd: list[str]) -> int:
         shutil.rmtree(folder, ignore_errors=True)
         os._exit(143)
 
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def watch():
+        while True:
+            if os.getppid() != parent or not alive(node):
+                stop()
+            time.sleep(0.5)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    if os.getppid() != parent:  # the worker died before the signal could be armed
-        stop()
+    threading.Thread(target=watch, daemon=True).start()
     return child.wait()
 
 
 if __name__ == "__main__":
-    folder, _, *command = sys.argv[1:]
-    sys.exit(guard(Path(folder), command))
+    folder, node, _, *command = sys.argv[1:]
+    sys.exit(guard(Path(folder), int(node), command))
