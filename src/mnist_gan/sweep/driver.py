@@ -79,7 +79,10 @@ def connect(address: str | None, cpus: float):
             socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
         except (OSError, ValueError) as e:
             raise SweepError(f"cannot reach the Ray cluster at {address}: {e}") from None
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("ray is not installed in this environment: `make venv` installs it (pyproject.toml)") from None
 
     if address is not None:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
