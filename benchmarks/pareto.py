@@ -1,0 +1,471 @@
+"""Quality against cost: one training setting per `run`, a row each in a JSON-lines table; the table as Markdown
+and FID against train time as a plot.
+
+`run` trains with the real train stage (params.yaml plus `-S key=value` overrides, validated by the project's own
+rules), scores the generator with the real evaluate stage and appends one row: the overrides, the CPU class, the
+train stage's FLOPs (counted with torch's FlopCounterMode: the training steps, plus what every epoch adds: the EMA
+generator's BatchNorm recalibration and the FID probe), its wall time, its speed and every headline metric.
+`speed` times one epoch of the train stage (steps, per-epoch FID, BN recalibration and saves) under a precision
+and an instruction-set limit, for the fp32 and AVX2 columns of settings whose quality was measured in bf16.
+
+    python -m benchmarks.pareto run w32 -S g_features=32 -S d_features=32          # after `dvc repro`
+    python -m benchmarks.pareto speed w32 -S g_features=32 -S d_features=32 --precision fp32 --isa avx2
+    python -m benchmarks.pareto adopt base                                         # the committed default's repro
+    python -m benchmarks.pareto table                                              # docs/pareto.jsonl -> Markdown
+    python -m benchmarks.pareto plot                                               # -> docs/pareto.png
+
+`--isa avx2` runs the stages with oneDNN and ATen limited to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2,
+ATEN_CPU_CAPABILITY=avx2): what a CPU without AVX512 (AMD Zen 3, Intel client CPUs) runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+app = typer.Typer(add_completion=False, help=__doc__)
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = ROOT / "docs" / "pareto.jsonl"
+ISA = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+SHOWN = ("fid", "precision", "recall", "label_accuracy", "classifier_score", "classes_covered")
+
+
+def overridden(settings: list[str], base: Path | None = None) -> dict:
+    """params.yaml (or `base`) with `key=value` overrides (values read as YAML, as `dvc exp run -S` does),
+    validated."""
+    from mnist_gan.settings.params import validate
+
+    raw = yaml.safe_load((base or ROOT / "params.yaml").read_text())
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r} is not key=value")
+        *sections, leaf = key.split(".")
+        node = raw
+        for s in sections:
+            node = node[s]
+        node[leaf] = yaml.safe_load(value)
+    validate(raw)
+    return raw
+
+
+def cpu_class(isa: str) -> dict:
+    """What this CPU is and what the run could use: model name, torch's capability, native bf16."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    flags = Path("/proc/cpuinfo").read_text()
+    probe = "import torch; print(torch.backends.cpu.get_cpu_capability(), torch.ops.mkldnn._is_mkldnn_bf16_supported())"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={**os.environ, **ISA[isa]}
+    ).stdout.split()
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "isa_limit": isa,
+        "capability": out[0],
+        "native_bf16": out[1] == "True",
+        "avx512": " avx512f" in flags,
+    }
+
+
+def train_flops(params: dict) -> dict:
+    """FLOPs of the train stage for these params: per training image (one step / batch), per epoch's extras."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mnist_gan.gan.build import gan_config, train_config
+    from mnist_gan.gan.models import build_gan
+    from mnist_gan.gan.parallel import prepare_models
+    from mnist_gan.gan.step import train_step
+    from mnist_gan.settings.configs import Params
+    from mnist_gan.settings.params import validate
+
+    p = Params.from_values(validate(params))
+    cfg = train_config(p.train, "fp32")
+    classes = p.train.clusters if not p.train.conditional else 0
+    gan = gan_config(p.gan, cfg, p.normalize.image_size, [1 / classes] * classes if classes else None)
+    generator, discriminator = prepare_models(*build_gan(gan, cfg.init), cfg, torch.device("cpu"))
+    b, k = cfg.batch_size, cfg.d_steps
+    opt_g = torch.optim.Adam(generator.parameters())
+    opt_d = torch.optim.Adam(discriminator.parameters())
+    real = torch.rand(k, b, 1, gan.image_size, gan.image_size) * 2 - 1
+    z = torch.randn(k, b, *generator.latent_shape)
+    y = torch.randint(max(gan.num_classes, 1), (k, b)) if gan.num_classes else None
+    joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
+    with FlopCounterMode(display=False) as step:
+        train_step(generator, discriminator, opt_g, opt_d, real, z, cfg, y, joint_d=joint)
+    with FlopCounterMode(display=False) as forward:
+        with torch.no_grad():
+            generator(z[0], None if y is None else y[0])
+    per_image = step.get_total_flops() / (b * k)
+    g_forward = forward.get_total_flops() / b
+    n = 60000 if not p.normalize.max_train_images else p.normalize.max_train_images
+    images = (n // (b * k)) * b * k * p.train.epochs
+    extra = p.train.epochs * g_forward * (cfg.ema_bn_batches * b * (cfg.ema_decay > 0) + p.train.quality_samples)
+    return {
+        "flops_per_image": per_image,
+        "g_forward_flops": g_forward,
+        "images": images,
+        "train_flops": per_image * images + extra,
+    }
+
+
+def stage(args: list[str], env: dict) -> tuple[float, str]:
+    """(wall seconds, output) of a stage process; every output line is prefixed with its arrival time
+    (`[seconds] line`), which is how `speed` times single epochs."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "DVC_NO_ANALYTICS": "1", **env},
+    )
+    lines = [f"[{time.perf_counter() - start:.2f}] {line}" for line in proc.stdout]
+    if proc.wait() != 0:
+        raise SystemExit(f"{args[0]} failed:\n{''.join(lines)[-3000:]}")
+    return time.perf_counter() - start, "".join(lines)
+
+
+def epoch_times(log: str) -> list[float]:
+    """Arrival times of the train stage's `epoch k/n:` lines (one per finished epoch, after its FID)."""
+    return [float(m) for m in re.findall(r"^\[([\d.]+)\] epoch \d+/\d+:", log, flags=re.M)]
+
+
+def train(
+    name: str, settings: list[str], isa: str, out_dir: Path, extra: list[str] = (), base: Path | None = None
+) -> tuple[dict, float, str]:
+    params = overridden(settings, base)
+    run_dir = out_dir / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    (run_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {"MNIST_GAN_PARAMS": str(run_dir / "params.yaml"), **ISA[isa]}
+    wall, log = stage(
+        [
+            "stages.train",
+            "data/processed",
+            str(run_dir / "models"),
+            "--results",
+            str(run_dir / "results"),
+            "--checkpoint",
+            str(run_dir / "checkpoint.pt"),
+            "--classifier",
+            "models/classifier.pt",
+            *extra,
+        ],
+        env,
+    )
+    (run_dir / "train.log").write_text(log)
+    return params, wall, log
+
+
+def speeds(log: str) -> list[float]:
+    return [float(s) for s in re.findall(r"\((\d+) img/s\)", log)]
+
+
+def append(row: dict, table: Path) -> None:
+    table.parent.mkdir(parents=True, exist_ok=True)
+    with open(table, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+Settings = Annotated[list[str] | None, typer.Option("-S", "--set", help="key=value override of params.yaml.")]
+Isa = Annotated[str, typer.Option(help="native | avx2 (oneDNN and ATen limited to AVX2).")]
+
+
+@app.command("run")
+def run_setting(
+    name: Annotated[str, typer.Argument(help="Row name.")],
+    settings: Settings = None,
+    isa: Isa = "native",
+    table: Annotated[Path, typer.Option(help="JSON-lines table to append to.")] = TABLE,
+    out_dir: Annotated[Path, typer.Option(help="Where each run's outputs stay.")] = Path("/tmp/pareto"),
+):
+    """Train (timed) and evaluate one setting; append its row."""
+    settings = settings or []
+    params, wall, log = train(name, settings, isa, out_dir)
+    run_dir = out_dir / name
+    stage(
+        [
+            "stages.evaluate",
+            str(run_dir / "models/generator.pt"),
+            "models/classifier.pt",
+            "data/raw",
+            str(run_dir / "evaluate"),
+        ],
+        {"MNIST_GAN_PARAMS": str(run_dir / "params.yaml")},
+    )
+    metrics = json.loads((run_dir / "evaluate/metrics.json").read_text())
+    fid_curve = run_dir / "results/plots/metrics/quality/fid.tsv"
+    curve = (
+        [float(line.split("\t")[-1]) for line in fid_curve.read_text().splitlines()[1:]] if fid_curve.exists() else []
+    )
+    precision = re.search(r", (bf16|fp32) on ", log)
+    row = {
+        "name": name,
+        "overrides": settings,
+        "params": params,
+        "date": datetime.date.today().isoformat(),
+        **cpu_class(isa),
+        "precision": precision.group(1) if precision else None,
+        "epochs": params["epochs"],
+        "train_wall_s": round(wall, 1),
+        "img_s": statistics.median(speeds(log)) if speeds(log) else None,
+        **train_flops(params),
+        "fid_per_epoch": curve,
+        "generated": {k: metrics["generated"].get(k) for k in SHOWN},
+        "real_floor": {k: metrics["real_floor"].get(k) for k in SHOWN},
+    }
+    append(row, table)
+    g = row["generated"]
+    typer.echo(
+        f"{name}: FID {g['fid']:.2f}, precision {g['precision']:.3f}, recall {g['recall']:.3f}, "
+        f"train {wall:.0f} s, {row['flops_per_image'] / 1e6:.0f} MFLOP/img, {row['train_flops'] / 1e12:.1f} TFLOP"
+    )
+
+
+@app.command()
+def adopt(
+    name: Annotated[str, typer.Argument(help="Row name.")],
+    folder: Annotated[Path, typer.Option(help="A pipeline run: params.yaml, results/evaluate, results/train.")] = ROOT,
+    table: Annotated[Path, typer.Option(help="JSON-lines table to append to.")] = TABLE,
+):
+    """A row from a finished `dvc repro` (e.g. the committed default's): its params, the evaluate stage's metrics and
+    the per-epoch FID, as `run` records them; its time comes from `speed`, like every row's in the table."""
+    params = yaml.safe_load((folder / "params.yaml").read_text())
+    metrics = json.loads((folder / "results/evaluate/metrics.json").read_text())
+    fid_curve = folder / "results/train/plots/metrics/quality/fid.tsv"
+    row = {
+        "name": name,
+        "overrides": [],
+        "params": params,
+        "date": datetime.date.today().isoformat(),
+        **cpu_class("native"),
+        "precision": "bf16" if params["precision"] == "auto" and cpu_class("native")["native_bf16"] else "fp32",
+        "epochs": params["epochs"],
+        "train_wall_s": None,
+        "img_s": None,
+        **train_flops(params),
+        "fid_per_epoch": [float(line.split("\t")[-1]) for line in fid_curve.read_text().splitlines()[1:]],
+        "generated": {k: metrics["generated"].get(k) for k in SHOWN},
+        "real_floor": {k: metrics["real_floor"].get(k) for k in SHOWN},
+    }
+    append(row, table)
+    typer.echo(f"{name}: FID {row['generated']['fid']:.2f} (from {folder})")
+
+
+@app.command()
+def speed(
+    name: Annotated[str, typer.Argument(help="Row name.")],
+    settings: Settings = None,
+    isa: Isa = "native",
+    precision: Annotated[str, typer.Option(help="fp32 | bf16 | auto.")] = "fp32",
+    table: Annotated[Path, typer.Option(help="JSON-lines table to append to.")] = ROOT / "docs" / "pareto_speed.jsonl",
+    out_dir: Annotated[Path, typer.Option(help="Scratch folder.")] = Path("/tmp/pareto-speed"),
+    base: Annotated[Path | None, typer.Option(help="Params file to start from (a `run`'s params.yaml).")] = None,
+):
+    """Time the train stage for a setting: two epochs, and the second alone (training, the EMA generator's BN
+    recalibration, FID, grid, saves); a whole run is then its start-up plus epochs x one epoch. Append a row."""
+    settings = [*(settings or []), f"precision={precision}"]
+    params, wall, log = train(name, settings, isa, out_dir, ["--epochs", "2"], base)
+    first, second = epoch_times(log)
+    epoch = second - first
+    row = {
+        "name": name,
+        "overrides": settings,
+        "params": params,
+        "date": datetime.date.today().isoformat(),
+        **cpu_class(isa),
+        "precision": precision,
+        "epoch_wall_s": round(epoch, 1),
+        "startup_s": round(first - epoch, 1),  # process start, data, models, probe: before the first step
+        "img_s": speeds(log)[-1],
+        "epochs": params["epochs"],
+        **train_flops(params),
+    }
+    append(row, table)
+    typer.echo(
+        f"{name} ({precision}, {isa}): one epoch {epoch:.1f} s after {row['startup_s']:.1f} s of start-up, "
+        f"{row['img_s']:.0f} img/s"
+    )
+
+
+@app.command()
+def recount(
+    table: Annotated[Path, typer.Argument(help="JSON-lines table.")] = TABLE,
+    out_dir: Annotated[Path, typer.Option(help="Where the runs' folders (their params.yaml) are.")] = Path(
+        "/tmp/pareto"
+    ),
+):
+    """Recount every row's FLOPs with the step as the library now has it (same maths, e.g. after the G step
+    stopped computing D's discarded weight gradients), from each run's full params; measured columns stay."""
+    out = []
+    for r in rows(table):
+        params = r.get("params") or yaml.safe_load((out_dir / r["name"] / "params.yaml").read_text())
+        out.append({**r, "params": params, **train_flops(params)})
+    table.write_text("".join(json.dumps(r) + "\n" for r in out))
+    typer.echo(f"recount: {len(out)} rows")
+
+
+def rows(table: Path) -> list[dict]:
+    return [json.loads(line) for line in table.read_text().splitlines() if line.strip()]
+
+
+SPEED = ROOT / "docs" / "pareto_speed.jsonl"
+
+
+def setting(r: dict) -> str:
+    """A row's network and schedule in a few words: G/D widths, epochs, batch, EMA decay, and what else differs."""
+    p = r["params"]
+    words = [
+        f"G{p['g_features']}/D{p['d_features']}",
+        f"{p['epochs']} ep",
+        f"b{p['batch_size']}",
+        f"EMA {p['ema_decay']:g}",
+    ]
+    if p["lr"] != 0.0002 or (p["lr_d"] or p["lr"]) != 0.0004:
+        words.append(f"lr {p['lr']:g}/{p['lr_d'] or p['lr']:g}")
+    if p["seed"] != 42:
+        words.append(f"seed {p['seed']}")
+    return ", ".join(words)
+
+
+COST_KEYS = ("model", "conditional", "g_features", "d_features", "batch_size", "d_steps", "quality_samples")
+
+
+def network(params: dict) -> tuple:
+    """What an epoch's time depends on (the networks, the batch, the per-epoch FID probe): rows that share it share
+    their `speed` figures (a different seed, EMA decay or epoch count costs the same per epoch)."""
+    return tuple(params[k] for k in COST_KEYS)
+
+
+def quiet_times(speed_table: Path) -> dict[tuple, tuple[float, float]]:
+    """{(network, precision, isa): (start-up s, one-epoch s)} from `speed` runs (alone on the machine; the latest
+    run of a network wins)."""
+    if not speed_table.exists():
+        return {}
+    return {
+        (network(r["params"]), r["precision"], r["isa_limit"]): (r["startup_s"], r["epoch_wall_s"])
+        for r in rows(speed_table)
+    }
+
+
+def train_minutes(r: dict, times: dict, precision: str = "bf16", isa: str = "native") -> float | None:
+    """The train stage's time for a whole run: start-up + epochs x the quiet one-epoch time (None: not measured)."""
+    measured = times.get((network(r["params"]), precision, isa))
+    return None if measured is None else (measured[0] + measured[1] * r["epochs"]) / 60
+
+
+@app.command("table")
+def markdown(
+    table: Annotated[Path, typer.Argument(help="JSON-lines table.")] = TABLE,
+    speed_table: Annotated[Path, typer.Option(help="The `speed` rows.")] = SPEED,
+):
+    """Print the table as Markdown, conditional then unconditional, cheapest first."""
+    times = quiet_times(speed_table)
+    head = (
+        "| setting | | MFLOP per image | train PFLOP | train min, bf16 | fp32 | fp32, AVX2 | FID | precision | "
+        "recall | label accuracy |"
+    )
+    for conditional in (True, False):
+        typer.echo(f"\n**{'conditional' if conditional else '`-S conditional=false`'}**\n")
+        typer.echo(head)
+        typer.echo("|---|---|---|---|---|---|---|---|---|---|---|")
+        mine = [r for r in rows(table) if r["params"]["conditional"] == conditional]
+        for r in sorted(mine, key=lambda r: r["train_flops"]):
+            g = r["generated"]
+            acc = f"{100 * g['label_accuracy']:.2f}%" if g.get("label_accuracy") is not None else ""
+            cols = [train_minutes(r, times, *k) for k in (("bf16", "native"), ("fp32", "native"), ("fp32", "avx2"))]
+            shown = ["" if c is None else f"{c:.1f}" for c in cols]
+            typer.echo(
+                f"| {r['name']} | {setting(r)} | {r['flops_per_image'] / 1e6:.0f} | {r['train_flops'] / 1e15:.3f} "
+                f"| {' | '.join(shown)} | {g['fid']:.2f} | {g['precision']:.3f} | {g['recall']:.3f} | {acc} |"
+            )
+
+
+@app.command()
+def plot(
+    table: Annotated[Path, typer.Argument(help="JSON-lines table.")] = TABLE,
+    out: Annotated[Path, typer.Argument(help="PNG to write.")] = ROOT / "docs" / "pareto.png",
+    speed_table: Annotated[Path, typer.Option(help="The `speed` rows.")] = SPEED,
+):
+    """Left: FID against the train stage's time (bf16, start-up + epochs x the quiet one-epoch time) of the rows
+    whose network was timed, conditional, the Pareto front drawn. Right: FID against the counted train FLOPs of
+    every row, both modes (the unconditional networks were not all timed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
+
+    times = quiet_times(speed_table)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    panels = [
+        (
+            axes[0],
+            lambda r: train_minutes(r, times),
+            (True,),
+            "train stage, minutes (bf16 on this 2-core AVX512_BF16 CPU)",
+        ),
+        (axes[1], lambda r: r["train_flops"] / 1e15, (True, False), "train stage, PFLOP (counted)"),
+    ]
+    for ax, cost, modes, label in panels:
+        for conditional in modes:
+            points = [
+                (cost(r), r["generated"]["fid"], r)
+                for r in rows(table)
+                if r["params"]["conditional"] == conditional and cost(r) is not None
+            ]
+            color = "tab:blue" if conditional else "tab:orange"
+            for x, y, r in points:
+                ax.scatter(x, y, s=18, color=color)
+                ax.annotate(r["name"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            front, best = [], float("inf")
+            for x, y, _ in sorted(points, key=lambda p: p[0]):
+                if y < best:
+                    best = y
+                    front.append((x, y))
+            if front:
+                mode = "conditional" if conditional else "-S conditional=false"
+                ax.step(
+                    *zip(*front, strict=True), where="post", color=color, linewidth=0.8, label=f"{mode}: Pareto front"
+                )
+        ax.legend(fontsize=8)
+        ax.set_xlabel(label)
+        ax.set_ylabel("FID (classifier features, lower is better)")
+        ax.set_yscale("log")
+        for axis in (ax.yaxis,):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(ScalarFormatter())
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_title("conditional: FID against train time")
+    axes[1].set_title("both modes: FID against train FLOPs")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    typer.echo(f"plot: {out}")
+
+
+if __name__ == "__main__":
+    app()
