@@ -142,91 +142,21 @@ def trial_processes(folder_hint: str) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-def test_a_worker_node_killed_mid_trial_its_trial_reruns_elsewhere_and_lands_once(project, tmp_path):
-    out = tmp_path / "report.json"
-    with Cluster(workers=2) as c:
-        driver = subprocess.Popen(
-            [
-                *SWEEP,
-                *QUICK,
-                "-S",
-                "seed=5,6",
-                "--name",
-                "kill",
-                "--address",
-                c.address,
-                "--git-remote",
-                "origin",
-                "--shared-storage",
-                "--report",
-                str(out),
-            ],
-            cwd=project,
-            env=ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        victim, deadline = None, time.time() + 300
-        while victim is None and time.time() < deadline and driver.poll() is None:
-            for p in c.processes(c.workers[0]):
-                try:
-                    if "stages.train" in " ".join(p.cmdline()):
-                        victim = Path(p.cwd()).name  # mnist-gan-kill-<k>-xxxx: the trial's folder
-                except psutil.NoSuchProcess:
-                    continue
-            time.sleep(0.2)
-        assert victim, "no trial was training on worker node 0"
-        c.kill_worker(0)
-        killed = "-".join(victim.split("-")[2:4])  # kill-<k>
-        time.sleep(15)  # the dead trial's guard has had its signal
-        left = [" ".join(p.cmdline()) for p in trial_processes(victim) if p.is_running()]
-        assert left == [], f"processes of the killed trial are still running: {left}"
-        output, _ = driver.communicate(timeout=900)
-    assert driver.returncode == 0, output
-    results = report(out)
-    assert sorted(results) == ["kill-1", "kill-2"] and all(r["status"] == "done" for r in results.values())
-    assert results[killed]["node"] == results[next(n for n in results if n != killed)]["node"]  # on the survivor
-    refs = [r.rsplit("/", 1)[-1] for r in experiment_refs(project.parent / "origin.git")]
-    assert refs.count(killed) == 1
-
-
-@pytest.mark.slow
-def test_a_failing_trial_is_reported_and_the_others_land(project, cluster, tmp_path):
-    out = tmp_path / "report.json"
-    done = sweep(
-        project,
-        *QUICK,
-        "-S",
-        "batch_size=64,4096",
-        "--name",
-        "bad",
-        "--address",
-        cluster.address,
-        "--git-remote",
-        "origin",
-        "--shared-storage",
-        "--report",
-        out,
-    )
-    assert done.returncode == 1, done.output
-    results = report(out)
-    assert results["bad-1"]["status"] == "done" and results["bad-2"]["status"] == "failed"
-    assert "exceeds the 512 training images" in results["bad-2"]["log_tail"]
-    assert "bad-2 failed" in done.output and "exceeds the 512 training images" in done.output
-    refs = [r.rsplit("/", 1)[-1] for r in experiment_refs(project.parent / "origin.git")]
-    assert "bad-1" in refs and "bad-2" not in refs  # nothing of the failed trial was pushed
-
-
-@pytest.mark.slow
-def test_the_embedded_default_runs_a_two_trial_sweep_on_this_machine(project, tmp_path):
-    """No address: a Ray instance of its own; no git remote: the repo itself; the project's default DVC remote."""
+def test_the_embedded_default_runs_a_two_trial_sweep_a_failing_trial_is_reported_and_the_other_lands(project, tmp_path):
+    """No address: a Ray instance of its own; no git remote: the repo itself; the project's default DVC remote. One
+    trial fails (a batch larger than the data): reported with its log's tail, nothing of it pushed, exit code 1,
+    while the other lands."""
     local = committed_copy(project, tmp_path / "local")
     out = tmp_path / "report.json"
-    done = sweep(local, *QUICK, "-S", "lr=0.0001,0.0002", "--name", "here", "--report", out)
-    assert done.returncode == 0, done.output
-    assert all(r["status"] == "done" for r in report(out).values())
-    assert {"here-1", "here-2"} <= set(exp_show(local))
+    done = sweep(local, *QUICK, "-S", "batch_size=64,4096", "--name", "here", "--report", out)
+    assert done.returncode == 1, done.output
+    results = report(out)
+    assert results["here-1"]["status"] == "done" and results["here-2"]["status"] == "failed"
+    assert "exceeds the 512 training images" in results["here-2"]["log_tail"]
+    assert "here-2 failed" in done.output and "exceeds the 512 training images" in done.output
+    refs = [r.rsplit("/", 1)[-1] for r in experiment_refs(local)]
+    assert "here-1" in refs and "here-2" not in refs  # nothing of the failed trial was pushed
+    assert "here-1" in exp_show(local) and "here-2" not in exp_show(local)
 
 
 def one_line_refusal(done) -> str:
@@ -306,8 +236,60 @@ def test_ctrl_c_cancels_the_running_trials(project, cluster, tmp_path):
         "--shared-storage",
         signal=signal.SIGINT,
         settle=1.0,
-        when=lambda: any("stages.train" in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])),
+        when=lambda: any("stages.train" in " ".join(p.cmdline()) for p in trial_processes("mnist-gan-stop-")),
     )
     assert done.returncode == 130, done.output
-    time.sleep(10)
-    assert trial_processes("mnist-gan-stop-") == []
+    deadline = time.time() + 40  # Ray's force-cancel kills the workers asynchronously; their guards then stop the rest
+    while (left := trial_processes("mnist-gan-stop-")) and time.time() < deadline:
+        time.sleep(1)
+    assert [" ".join(p.cmdline()) for p in left if p.is_running()] == []
+
+
+@pytest.mark.slow
+def test_a_worker_node_killed_mid_trial_its_trial_reruns_elsewhere_and_lands_once(project, cluster, tmp_path):
+    """The module's last test: it leaves the cluster one worker node (one cluster at a time on this machine)."""
+    out = tmp_path / "report.json"
+    driver = subprocess.Popen(
+        [
+            *SWEEP,
+            *QUICK,
+            "-S",
+            "seed=5,6",
+            "--name",
+            "kill",
+            "--address",
+            cluster.address,
+            "--git-remote",
+            "origin",
+            "--shared-storage",
+            "--report",
+            str(out),
+        ],
+        cwd=project,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    victim, deadline = None, time.time() + 300
+    while victim is None and time.time() < deadline and driver.poll() is None:
+        for p in cluster.processes(cluster.workers[0]):
+            try:
+                if "stages.train" in " ".join(p.cmdline()):
+                    victim = Path(p.cwd()).name  # mnist-gan-kill-<k>-xxxx: the trial's folder
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.2)
+    assert victim, "no trial was training on worker node 0"
+    cluster.kill_worker(0)
+    killed = "-".join(victim.split("-")[2:4])  # kill-<k>
+    time.sleep(15)  # the dead trial's guard has had its signal
+    left = [" ".join(p.cmdline()) for p in trial_processes(victim) if p.is_running()]
+    assert left == [], f"processes of the killed trial are still running: {left}"
+    output, _ = driver.communicate(timeout=900)
+    assert driver.returncode == 0, output
+    results = report(out)
+    assert sorted(results) == ["kill-1", "kill-2"] and all(r["status"] == "done" for r in results.values())
+    assert results[killed]["node"] == results[next(n for n in results if n != killed)]["node"]  # on the survivor
+    refs = [r.rsplit("/", 1)[-1] for r in experiment_refs(project.parent / "origin.git")]
+    assert refs.count(killed) == 1

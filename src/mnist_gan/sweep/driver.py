@@ -169,6 +169,15 @@ def run_sweep(opts: SweepOptions, console: Console | None = None) -> int:
         ray.shutdown()
 
 
+def _snapshot(ray, board, last: dict[int, list[str]]) -> dict[int, list[str]]:
+    """Which node runs which trial, from the progress board; the last view if the board cannot answer (its node
+    died: the trials go on, only the live table's node column stops updating)."""
+    try:
+        return ray.get(board.snapshot.remote(), timeout=10)
+    except (ray.exceptions.RayError, TimeoutError):
+        return last
+
+
 def _run(
     ray, opts: SweepOptions, trials: list[Trial], name: str, git_url: str, remote: str, repo: Path, console: Console
 ) -> int:
@@ -189,6 +198,7 @@ def _run(
     pending = {task.remote(spec): t for spec, t in zip(specs, trials, strict=True)}
     results: dict[int, TrialResult] = {}
     first_seen: dict[int, float] = {}
+    runs: dict[int, list[str]] = {}
     interrupted = False
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         try:
@@ -197,7 +207,7 @@ def _run(
                 for ref in ready:
                     trial = pending.pop(ref)
                     results[trial.index] = _result(ray, ref, trial)
-                runs = ray.get(board.snapshot.remote())
+                runs = _snapshot(ray, board, runs)
                 for index in runs:
                     first_seen.setdefault(index, time.time())
                 live.update(trial_table(trials, results, runs, first_seen))
@@ -206,6 +216,8 @@ def _run(
             for ref, trial in pending.items():
                 ray.cancel(ref, force=True)
                 results[trial.index] = TrialResult(trial.index, trial.name, "cancelled")
+            # a cancel is asynchronous: wait until the workers are gone (their guards then stop every process)
+            ray.wait(list(pending), num_returns=len(pending), timeout=30)
     landed = [r.name for r in results.values() if r.status == "done"]
     if landed:
         pulled = dvc(repo, "exp", "pull", git_url, *landed)

@@ -73,9 +73,14 @@ def run_guarded(cmd: list[str], cwd: Path, env: dict, log: Path) -> int:
         out.flush()
         # the raylet, our Ray worker's parent: the node itself. When it dies the worker may run on for a while,
         # so the guard watches it too
-        node = str(os.getppid())
-        guard = [sys.executable, "-m", "mnist_gan.sweep.trial", str(cwd), node, "--", *cmd]
-        return subprocess.run(guard, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        raylet = os.getppid()
+        guard = [sys.executable, "-m", "mnist_gan.sweep.trial", str(cwd), str(raylet), "--", *cmd]
+        code = subprocess.run(guard, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    if os.getppid() != raylet:
+        # our node died under this trial (the guard stopped it): die with it rather than report a failure, so
+        # that Ray sees a lost worker and reruns the trial on another node
+        os._exit(1)
+    return code
 
 
 def pushed(git_url: str, name: str) -> str | None:
@@ -133,7 +138,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
             code = run_guarded(cmd, work, env, log)
             result.steps[what] = result.steps.get(what, 0.0) + time.time() - began
             if code != 0:
-                result.log_tail = "\n".join(log.read_text().splitlines()[-LOG_TAIL:])
+                result.log_tail = log_tail(log.read_text())
                 return result
         metrics = subprocess.run(
             ["git", "show", f"{experiment_ref(work, spec.name)}:results/evaluate/metrics.json"],
@@ -148,6 +153,13 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         result.seconds = time.time() - started
         shutil.rmtree(work, ignore_errors=True)
         Path(log).unlink(missing_ok=True)
+
+
+def log_tail(text: str) -> str:
+    """The end of a failed trial's log, led by its stages' one-line errors when they scrolled out of it."""
+    lines = text.splitlines()
+    errors = [line for line in lines[:-LOG_TAIL] if line.startswith("error: ")]
+    return "\n".join([*errors[-3:], *lines[-LOG_TAIL:]])
 
 
 def experiment_ref(repo: Path, name: str) -> str | None:
@@ -179,13 +191,14 @@ def guard(folder: Path, node: int, cmd: list[str]) -> int:
         os._exit(143)
 
     def alive(pid: int) -> bool:
+        # a zombie counts as dead: a killed raylet whose parent died too waits for init to reap it
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
             return False
-        except PermissionError:
+        except (OSError, IndexError):
             return True
-        return True
+        return state not in ("Z", "X")
 
     def watch():
         while True:
