@@ -18,9 +18,9 @@ from mnist_gan.settings.params import SCHEMA
 from mnist_gan.storage import save_torch
 from tests.conftest import DEFAULTS, seeds_train
 
-# The five seed systems as params overrides (the recipes of docs/recipes.md use the same values).
+# The five seed systems as params overrides, widths pinned (the recipes of docs/recipes.md use the same values).
 PRESETS = {
-    "dcgan": {},
+    "dcgan": {"g_features": 64, "d_features": 64},
     "mlp": {"model": "mlp", "latent_dim": 64, "g_hidden": [256, 256], "d_hidden": [256, 256]},
     "mlp-small": {
         "model": "mlp",
@@ -30,8 +30,8 @@ PRESETS = {
         "g_activation": "leaky_relu",
         "leaky_slope": 0.1,
     },
-    "conv": {"model": "conv"},
-    "dcgan64": {"model": "dcgan64", "image_size": 64},
+    "conv": {"model": "conv", "g_features": 64, "d_features": 64},
+    "dcgan64": {"model": "dcgan64", "image_size": 64, "g_features": 64, "d_features": 64},
 }
 
 
