@@ -147,7 +147,7 @@ def run(
 def small_repo(tmp_path_factory, raw_mnist):
     """A copy of the project with params that train for a few steps on 512 real MNIST images, reproduced.
 
-    Shared by the pipeline and remote tests; a test that changes it works on `clone_of(small_repo)`.
+    Shared by most DVC tests, read-only: a test that changes it works on its own `committed_copy`.
     """
     repo = copy_project(tmp_path_factory.mktemp("repo"))
     set_params(
@@ -171,6 +171,33 @@ def small_repo(tmp_path_factory, raw_mnist):
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "reproduced"], repo)
     return repo, out
+
+
+@pytest.fixture(scope="session")
+def experiments(small_repo, tmp_path_factory):
+    """A copy of `small_repo` with two real experiments of its baseline commit: `slow` (lr 1e-4), then `fast`
+    (lr 4e-4), which the workspace then holds. Returns (repo, {name: what `dvc exp run` printed}). Shared by the
+    compare, pipeline and remote tests, read-only like `small_repo`."""
+    repo = committed_copy(small_repo[0], tmp_path_factory.mktemp("experiments") / "repo", "baseline")
+    printed = {}
+    for name, lr in (("slow", "0.0001"), ("fast", "0.0004")):
+        printed[name] = run(DVC + ["exp", "run", "-n", name, "-S", f"lr={lr}"], repo).output
+    return repo, printed
+
+
+def output_md5(repo: Path, rev: str, path: str) -> str:
+    """The md5 that dvc.lock at git revision `rev` records for the output `path` (what `dvc pull` must bring)."""
+    import yaml
+
+    lock = yaml.safe_load(run(["git", "show", f"{rev}:dvc.lock"], repo).stdout)
+    outs = [o for stage in lock["stages"].values() for o in stage.get("outs", [])]
+    return next(o["md5"] for o in outs if o["path"] == path)
+
+
+def experiment_ref(repo: Path, name: str) -> str:
+    """refs/exps/.../<name>: the git ref of experiment `name`."""
+    refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], repo).stdout.split()
+    return next(r for r in refs if r.rsplit("/", 1)[-1] == name)
 
 
 @pytest.fixture(scope="session")

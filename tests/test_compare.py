@@ -7,16 +7,13 @@ import re
 import pytest
 from PIL import Image
 
-from tests.conftest import CHROMIUM, DVC, PY, committed_copy, images_outside_tables, render, run, tables
+from tests.conftest import CHROMIUM, PY, committed_copy, images_outside_tables, render, run, tables
 
 
 @pytest.fixture(scope="module")
-def swept(small_repo, tmp_path_factory):
-    """A copy of the reproduced tiny repo with two experiments (lr 1e-4 and 4e-4, one epoch on 512 images)."""
-    repo = committed_copy(small_repo[0], tmp_path_factory.mktemp("sweep") / "repo", "baseline")
-    for name, lr in (("slow", "0.0001"), ("fast", "0.0004")):
-        run(DVC + ["exp", "run", "-n", name, "-S", f"lr={lr}"], repo)
-    return repo
+def swept(experiments):
+    """The tiny repo with two experiments, `slow` and `fast` (lr 1e-4 and 4e-4, one epoch on 512 images)."""
+    return experiments[0]
 
 
 def compare(repo, *args, check=True):

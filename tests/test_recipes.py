@@ -6,7 +6,7 @@ import shlex
 import pytest
 import yaml
 
-from tests.conftest import DVC, ROOT, run
+from tests.conftest import DVC, ROOT, committed_copy, run
 
 # Appended to each recipe: later -S flags for the same key win, so each runs a few steps on little data (no
 # per-epoch FID: the tiny repro of tests/test_pipeline.py covers it; the recipes' own keys are what is tested here).
@@ -42,10 +42,16 @@ def test_docs_have_a_recipe_for_each_seed():
     assert sorted(documented_recipes()) == ["000", "001", "002", "003", "004"]
 
 
+@pytest.fixture(scope="module")
+def recipes_repo(small_repo, tmp_path_factory):
+    """A copy of the tiny repo the recipes run in, one after the other (each leaves its params in the workspace)."""
+    return committed_copy(small_repo[0], tmp_path_factory.mktemp("recipes") / "repo")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", ["000", "001", "002", "003", "004"])
-def test_recipe_runs(small_repo, seed):
-    repo, _ = small_repo
+def test_recipe_runs(recipes_repo, seed):
+    repo = recipes_repo
     argv = documented_recipes()[seed]
     run(DVC + argv[1:] + SHORT, repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())

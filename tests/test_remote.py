@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mnist_gan.storage import file_digest
-from tests.conftest import DVC, committed_copy, run
+from tests.conftest import DVC, committed_copy, experiment_ref, output_md5, run
 
 KEY, SECRET, BUCKET = "mnistgan", "mnistgan-secret-key", "dvc"
 
@@ -208,25 +208,28 @@ def test_remote_faults_fail_clearly_and_fast(s3_server, repo_a, fault):
 
 
 @pytest.mark.slow
-def test_exp_push_and_pull_share_an_experiment_with_its_weights(repo_a, tmp_path):
-    """`dvc exp push <git-remote> <exp>` in one clone, `dvc exp pull` + `dvc exp apply` in another."""
+def test_exp_push_and_pull_share_an_experiment_with_its_weights(experiments, tmp_path):
+    """`dvc exp push <git-remote> <exp>` in one clone, `dvc exp pull` + `dvc exp apply` in another: the
+    experiment's own generator arrives (`slow`, while the first clone's workspace holds `fast`)."""
+    repo_a = tmp_path / "a"
+    shutil.copytree(experiments[0], repo_a, symlinks=True)  # as it is: experiments of its baseline commit
     store, shared = tmp_path / "store", tmp_path / "shared.git"
     run(["git", "init", "-q", "--bare", str(shared)], tmp_path)
     run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_a)
     run(["git", "remote", "add", "origin", str(shared)], repo_a)
     run(["git", "push", "-q", "origin", "HEAD:main"], repo_a)
-    run(DVC + ["exp", "run", "-n", "lr-half", "-S", "lr=0.0001"], repo_a)
-    exp_generator = file_digest(repo_a / "models" / "generator.pt")
-    run(DVC + ["exp", "push", "origin", "lr-half"], repo_a)  # git refs to origin, outputs to the DVC remote
+    expected = output_md5(repo_a, experiment_ref(repo_a, "slow"), "models/generator.pt")
+    assert expected != file_digest(repo_a / "models" / "generator.pt", "md5")
+    run(DVC + ["exp", "push", "origin", "slow"], repo_a)  # git refs to origin, outputs to the DVC remote
 
     repo_b = tmp_path / "b"
     run(["git", "clone", "-q", "-b", "main", str(shared), str(repo_b)], tmp_path)
     run(DVC + ["remote", "modify", "--local", "local", "url", str(store)], repo_b)
-    run(DVC + ["exp", "pull", "origin", "lr-half"], repo_b)
-    assert "lr-half" in run(DVC + ["exp", "list", "--all-commits"], repo_b).output
-    run(DVC + ["exp", "apply", "lr-half"], repo_b)
+    run(DVC + ["exp", "pull", "origin", "slow"], repo_b)
+    assert "slow" in run(DVC + ["exp", "list", "--all-commits"], repo_b).output
+    run(DVC + ["exp", "apply", "slow"], repo_b)
     run(DVC + ["pull", "models/generator.pt"], repo_b)
-    assert file_digest(repo_b / "models" / "generator.pt") == exp_generator
+    assert file_digest(repo_b / "models" / "generator.pt", "md5") == expected
 
 
 @pytest.mark.slow

@@ -225,7 +225,8 @@ def test_server_binds_loopback_by_default(server):
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by `make test` (make browser)")
 def test_page_in_chromium_draws_the_asked_digit(server, tmp_path):
-    """Pick 7, 9 images, seed 5, click Draw: the grid appears, is the API's own bytes, and nothing failed."""
+    """The page draws a first grid on load; then pick 7, 9 images, seed 5, click Draw: that grid appears, is the
+    API's own bytes, and nothing failed."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -237,11 +238,16 @@ def test_page_in_chromium_draws_the_asked_digit(server, tmp_path):
         page.on("request", lambda r: external.append(r.url) if not r.url.startswith(server) else None)
         page.goto(server + "/")
         page.wait_for_function("document.getElementById('about').textContent.includes('conditional')")
+        # the first grid, drawn on load (no digit asked: a row of 16 per digit), before the form changes: a Draw
+        # while it still loads would rightly abort its request
+        page.wait_for_function("document.getElementById('status').textContent === 'Drawn: n=16&seed=0'")
+        assert page.evaluate("document.getElementById('grid').naturalWidth") == 16 * CELL + 2
         page.select_option("#digit", "7")
         page.fill("#n", "9")
         page.fill("#seed", "5")
         page.click("#draw")
-        page.wait_for_function("document.getElementById('grid').naturalWidth > 0", timeout=30_000)
+        drawn = "document.getElementById('status').textContent.startsWith('Drawn: ') && "
+        page.wait_for_function(drawn + "document.getElementById('grid').src.includes('n=9')", timeout=30_000)
         assert page.evaluate("document.getElementById('grid').naturalWidth") == 3 * CELL + 2
         assert "digit=7" in page.evaluate("document.getElementById('grid').src")
         assert page.inner_text("#status").startswith("Drawn:")
