@@ -17,6 +17,7 @@ import pytest
 import torch
 from markdown_it import MarkdownIt
 from PIL import Image
+from typer.testing import CliRunner
 
 from mnist_gan.data.mnist import fetch_raw, load_split
 from mnist_gan.settings.configs import GANConfig, TrainConfig
@@ -90,6 +91,13 @@ def seeds_gan(**changes) -> GANConfig:
 def seeds_train(**changes) -> TrainConfig:
     """The seeds' training recipe on the committed settings: bce, lr_d = lr, no EMA or penalty, fp32."""
     return replace(DEFAULTS.train, loss="bce", lr_d=None, gp_weight=0.0, ema_decay=0.0, precision="fp32", **changes)
+
+
+def cli() -> CliRunner:
+    """Typer's test runner on a wide terminal: a usage error's Rich panel then keeps its message on one line; at 80
+    columns it wraps wherever the length of a path in the message puts the break, so a test would pass or fail with
+    the length of its temporary folder's name."""
+    return CliRunner(env={"COLUMNS": "1000"})
 
 
 class Done(subprocess.CompletedProcess):
@@ -175,14 +183,11 @@ def small_repo(tmp_path_factory, raw_mnist):
 
 @pytest.fixture(scope="session")
 def experiments(small_repo, tmp_path_factory):
-    """A copy of `small_repo` with two real experiments of its baseline commit: `slow` (lr 1e-4), then `fast`
-    (lr 4e-4), which the workspace then holds. Returns (repo, {name: what `dvc exp run` printed}). Shared by the
-    compare, pipeline and remote tests, read-only like `small_repo`."""
+    """A copy of `small_repo` with a real experiment of its baseline commit (branch main, lr 2e-4): `dvc exp run
+    -n slow -S lr=0.0001`, which the workspace then holds. Returns (repo, what `dvc exp run` printed). Shared by
+    the compare, pipeline and remote tests, read-only like `small_repo`."""
     repo = committed_copy(small_repo[0], tmp_path_factory.mktemp("experiments") / "repo", "baseline")
-    printed = {}
-    for name, lr in (("slow", "0.0001"), ("fast", "0.0004")):
-        printed[name] = run(DVC + ["exp", "run", "-n", name, "-S", f"lr={lr}"], repo).output
-    return repo, printed
+    return repo, run(DVC + ["exp", "run", "-n", "slow", "-S", "lr=0.0001"], repo).output
 
 
 def output_md5(repo: Path, rev: str, path: str) -> str:

@@ -4,7 +4,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from mnist_gan.gan.build import gan_config
 from mnist_gan.gan.clusters import deskew, kmeans, self_condition_labels
@@ -14,7 +13,7 @@ from mnist_gan.gan.sampling import generate, interpolation
 from mnist_gan.settings.params import load_params
 from mnist_gan.storage import save_torch
 from stages import sample
-from tests.conftest import ROOT, run, seeds_gan, set_params, train_cmd
+from tests.conftest import ROOT, cli, run, seeds_gan, set_params, train_cmd
 
 PRIOR = [0.5, 0.3, 0.15, 0.05]
 
@@ -101,10 +100,10 @@ def test_a_self_conditioned_generator_samples_unconditionally_and_reproducibly()
 def test_sample_refuses_a_digit_from_a_self_conditioned_generator(tmp_path):
     self_conditioned(tmp_path)
     out = tmp_path / "x.png"
-    result = CliRunner().invoke(sample.app, ["--weights", str(tmp_path / "self.pt"), "--digit", "7", "--out", str(out)])
+    result = cli().invoke(sample.app, ["--weights", str(tmp_path / "self.pt"), "--digit", "7", "--out", str(out)])
     assert result.exit_code == 2 and "self-conditioned on 4 clusters" in result.output
     assert not out.exists()
-    result = CliRunner().invoke(sample.app, ["--weights", str(tmp_path / "self.pt"), "--n", "8", "--out", str(out)])
+    result = cli().invoke(sample.app, ["--weights", str(tmp_path / "self.pt"), "--n", "8", "--out", str(out)])
     assert result.exit_code == 0 and out.is_file()
     assert torch.load(tmp_path / "x.pt", weights_only=True)["labels"] is None  # no digits to show
 

@@ -1,4 +1,5 @@
-"""The comparison page over real `dvc exp run`s in a tiny repo: rows, differing params, grids, bad input."""
+"""The comparison page over a real `dvc exp run` and its baseline in a tiny repo: rows, differing params, grids, bad
+input."""
 
 import base64
 import io
@@ -12,7 +13,7 @@ from tests.conftest import CHROMIUM, PY, committed_copy, images_outside_tables, 
 
 @pytest.fixture(scope="module")
 def swept(experiments):
-    """The tiny repo with two experiments, `slow` and `fast` (lr 1e-4 and 4e-4, one epoch on 512 images)."""
+    """The tiny repo (one epoch on 512 images): branch `main` (lr 2e-4) and its experiment `slow` (lr 1e-4)."""
     return experiments[0]
 
 
@@ -24,33 +25,36 @@ def compare(repo, *args, check=True):
 
 
 @pytest.mark.slow
-def test_page_has_a_row_per_experiment_with_the_differing_param(swept):
-    compare(swept, "--out", "reports/compare.html")
+def test_page_has_a_row_per_revision_with_the_differing_param(swept):
+    compare(swept, "main", "slow", "--out", "reports/compare.html")
     html = (swept / "reports/compare.html").read_text()
     md = (swept / "reports/compare.md").read_text()
     assert "http://" not in html and "https://" not in html
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 3  # two grids and the curves
     header, *rows = tables(md)[0]
     assert header[:2] == ["revision", "FID"] and header[-1] == "lr"  # the one param that differs
-    assert sorted(r[0] for r in rows) == ["fast", "slow"]
-    assert {r[0]: r[-1] for r in rows} == {"slow": "0.0001", "fast": "0.0004"}
+    assert sorted(r[0] for r in rows) == ["main", "slow"]
+    assert {r[0]: r[-1] for r in rows} == {"slow": "0.0001", "main": "0.0002"}
     fids = [float(r[header.index("FID")].strip("*")) for r in rows]
     assert fids == sorted(fids)  # sorted by FID, best first
     assert rows[0][header.index("FID")].startswith("**")  # and marked best
     # the page itself, as Chromium shows it: bold HTML, never Markdown asterisks
     assert "**" not in html
-    assert re.search(r"<td>fast|<td>slow", html) and html.count("<strong>") >= 1
+    assert re.search(r"<td>main|<td>slow", html) and html.count("<strong>") >= 1
     best_row = re.search(rf"<tr><td>{rows[0][0]}</td>(.*?)</tr>", html).group(1)
     assert re.match(r"<td><strong>[0-9.e+]+</strong></td>", best_row), best_row  # its FID cell
     assert all(len(r) == len(header) for r in rows)
     assert images_outside_tables(md)
-    assert (swept / "reports/compare_assets/grid_fast.png").is_file()
+    assert (swept / "reports/compare_assets/grid_slow.png").is_file()
+    # no revisions named: every experiment of HEAD
+    compare(swept, "--out", "reports/experiments.html")
+    assert [r[0] for r in tables((swept / "reports/experiments.md").read_text())[0][1:]] == ["slow"]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (`make test` installs it)")
 def test_chromium_renders_the_page_offline_with_every_image(swept, tmp_path):
-    compare(swept, "--out", "reports/compare.html")
+    compare(swept, "main", "slow", "--out", "reports/compare.html")
     page = swept / "reports/compare.html"
     for payload in re.findall(r'src="data:image/png;base64,([^"]+)"', page.read_text()):
         Image.open(io.BytesIO(base64.b64decode(payload))).load()
@@ -72,12 +76,12 @@ def test_outputs_not_in_the_cache_are_named_with_the_fix(swept, tmp_path):
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(swept), str(clone)], tmp_path)
     run(["git", "fetch", "-q", "origin", "refs/exps/*:refs/exps/*"], clone)  # the exp commits, not the cache
-    done = compare(clone, "fast", "--out", "reports/c.html")
+    done = compare(clone, "slow", "--out", "reports/c.html")
     assert (
-        "fast: results/sample/grid.png is not in the local cache; fetch it with `dvc exp pull origin fast"
+        "slow: results/sample/grid.png is not in the local cache; fetch it with `dvc exp pull origin slow"
         in done.stderr
     )
-    assert "fast" in (clone / "reports/c.md").read_text()
+    assert "slow" in (clone / "reports/c.md").read_text()
 
 
 @pytest.mark.slow

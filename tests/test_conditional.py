@@ -5,7 +5,6 @@ from dataclasses import replace
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 from mnist_gan.data.mnist import load_split
 from mnist_gan.data.pixels import to_float
@@ -15,9 +14,9 @@ from mnist_gan.evaluation.scoring import evaluate
 from mnist_gan.gan.models import build_gan, weights_file
 from mnist_gan.storage import save_torch
 from stages import sample
-from tests.conftest import DEFAULTS, PY, run, seeds_gan
+from tests.conftest import DEFAULTS, PY, cli, run, seeds_gan
 
-runner = CliRunner()
+runner = cli()
 
 
 def conditional_weights(tmp_path, conditional=True):

@@ -53,10 +53,10 @@ def assert_same_as_torch(images, generator, feeds: dict) -> None:
     torch.testing.assert_close(torch.from_numpy(images), want, atol=1e-4, rtol=0)
 
 
-def trained_like(kind: str, model: str = "dcgan", seed: int = 0) -> dict:
+def trained_like(kind: str, model: str = "dcgan", seed: int = 0, **gan) -> dict:
     """A generator weights file as the train stage writes it (random weights, BN statistics not the defaults)."""
     torch.manual_seed(seed)
-    generator, _ = build_gan(seeds_gan(model=model, **KINDS[kind]), "dcgan")
+    generator, _ = build_gan(seeds_gan(model=model, **KINDS[kind], **gan), "dcgan")
     with torch.no_grad():  # label embeddings start at zero (plain BN): give labels an effect, and BatchNorm
         for p in generator.parameters():  # real running statistics from a few train-mode passes
             p.add_(torch.randn_like(p) * 0.1)
@@ -200,13 +200,14 @@ def test_export_stage_fails_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_export_of_an_mlp_and_a_conv_generator(tmp_path):
-    """Families whose latent is not (z, 1, 1): conv takes a 7x7 noise map, flattened in the ONNX input."""
+def test_export_of_the_other_families(tmp_path):
+    """mlp and conv, whose latent is not (z, 1, 1) (conv takes a 7x7 noise map, flattened in the ONNX input), and
+    dcgan64 (64x64 images); the recipes' own runs (tests/test_recipes.py) stop at evaluate."""
     import numpy as np
     import onnxruntime as ort
 
-    for model in ("mlp", "conv"):
-        weights = trained_like("conditional", model=model)
+    for model, gan in (("mlp", {}), ("conv", {}), ("dcgan64", {"image_size": 64})):
+        weights = trained_like("conditional", model=model, **gan)
         save_torch(weights, tmp_path / "g.pt")
         from mnist_gan.gan.sampling import load_generator
 

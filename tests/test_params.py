@@ -12,14 +12,13 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from mnist_gan.gan.families import FAMILIES
 from mnist_gan.gan.losses import OBJECTIVES
 from mnist_gan.settings.configs import Params
 from mnist_gan.settings.params import SCHEMA, ParamsError, check_value, load_params, validate
 from stages import sample
-from tests.conftest import ROOT
+from tests.conftest import ROOT, cli
 
 
 def good() -> dict:
@@ -267,7 +266,7 @@ def test_choices_of_a_registry_are_its_keys():
 def test_help_of_a_stage_option_is_the_settings_own():
     from mnist_gan.settings.configs import help_of
 
-    result = CliRunner().invoke(sample.app, ["--help"], terminal_width=200)
+    result = cli().invoke(sample.app, ["--help"])
     assert help_of("sample.n_images") in result.output
 
 

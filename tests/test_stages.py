@@ -3,13 +3,13 @@
 import json
 
 import torch
-from typer.testing import CliRunner
 
 from mnist_gan.data.mnist import verify_raw
 from mnist_gan.gan.sampling import load_generator
 from stages import fetch, normalize, sample, train
+from tests.conftest import cli
 
-runner = CliRunner()
+runner = cli()
 
 
 def invoke(app, *args):

@@ -5,16 +5,15 @@ from dataclasses import replace
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from mnist_gan.gan.families import FAMILIES
 from mnist_gan.gan.losses import OBJECTIVES
 from mnist_gan.gan.trainer import Hooks
 from mnist_gan.storage import load_torch
 from stages import train
-from tests.conftest import DEFAULTS, run, seeds_gan, train_cmd
+from tests.conftest import DEFAULTS, cli, run, seeds_gan, train_cmd
 
-runner = CliRunner()
+runner = cli()
 
 
 def run_train(data, out, *extra):
