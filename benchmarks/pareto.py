@@ -193,6 +193,38 @@ Settings = Annotated[list[str] | None, typer.Option("-S", "--set", help="key=val
 Isa = Annotated[str, typer.Option(help="native | avx2 (oneDNN and ATen limited to AVX2).")]
 
 
+def quality_row(
+    name: str,
+    overrides: list[str],
+    params: dict,
+    isa: str,
+    precision: str | None,
+    metrics_file: Path,
+    fid_curve: Path,
+    train_wall_s: float | None = None,
+    img_s: float | None = None,
+) -> dict:
+    """One row of the quality table: the setting, the machine, the train stage's counted cost, its per-epoch FID
+    and the evaluate stage's metrics (`run` and `adopt` write the same fields)."""
+    metrics = json.loads(metrics_file.read_text())
+    lines = fid_curve.read_text().splitlines()[1:] if fid_curve.exists() else []
+    return {
+        "name": name,
+        "overrides": overrides,
+        "params": params,
+        "date": datetime.date.today().isoformat(),
+        **cpu_class(isa),
+        "precision": precision,
+        "epochs": params["epochs"],
+        "train_wall_s": train_wall_s,
+        "img_s": img_s,
+        **train_flops(params),
+        "fid_per_epoch": [float(line.split("\t")[-1]) for line in lines],
+        "generated": {k: metrics["generated"].get(k) for k in SHOWN},
+        "real_floor": {k: metrics["real_floor"].get(k) for k in SHOWN},
+    }
+
+
 @app.command("run")
 def run_setting(
     name: Annotated[str, typer.Argument(help="Row name.")],
@@ -215,27 +247,18 @@ def run_setting(
         ],
         {"MNIST_GAN_PARAMS": str(run_dir / "params.yaml")},
     )
-    metrics = json.loads((run_dir / "evaluate/metrics.json").read_text())
-    fid_curve = run_dir / "results/plots/metrics/quality/fid.tsv"
-    curve = (
-        [float(line.split("\t")[-1]) for line in fid_curve.read_text().splitlines()[1:]] if fid_curve.exists() else []
-    )
     precision = re.search(r", (bf16|fp32) on ", log)
-    row = {
-        "name": name,
-        "overrides": settings,
-        "params": params,
-        "date": datetime.date.today().isoformat(),
-        **cpu_class(isa),
-        "precision": precision.group(1) if precision else None,
-        "epochs": params["epochs"],
-        "train_wall_s": round(wall, 1),
-        "img_s": statistics.median(speeds(log)) if speeds(log) else None,
-        **train_flops(params),
-        "fid_per_epoch": curve,
-        "generated": {k: metrics["generated"].get(k) for k in SHOWN},
-        "real_floor": {k: metrics["real_floor"].get(k) for k in SHOWN},
-    }
+    row = quality_row(
+        name,
+        settings,
+        params,
+        isa,
+        precision.group(1) if precision else None,
+        run_dir / "evaluate/metrics.json",
+        run_dir / "results/plots/metrics/quality/fid.tsv",
+        train_wall_s=round(wall, 1),
+        img_s=statistics.median(speeds(log)) if speeds(log) else None,
+    )
     append(row, table)
     g = row["generated"]
     typer.echo(
@@ -253,23 +276,16 @@ def adopt(
     """A row from a finished `dvc repro` (e.g. the committed default's): its params, the evaluate stage's metrics and
     the per-epoch FID, as `run` records them; its time comes from `speed`, like every row's in the table."""
     params = yaml.safe_load((folder / "params.yaml").read_text())
-    metrics = json.loads((folder / "results/evaluate/metrics.json").read_text())
-    fid_curve = folder / "results/train/plots/metrics/quality/fid.tsv"
-    row = {
-        "name": name,
-        "overrides": [],
-        "params": params,
-        "date": datetime.date.today().isoformat(),
-        **cpu_class("native"),
-        "precision": "bf16" if params["precision"] == "auto" and cpu_class("native")["native_bf16"] else "fp32",
-        "epochs": params["epochs"],
-        "train_wall_s": None,
-        "img_s": None,
-        **train_flops(params),
-        "fid_per_epoch": [float(line.split("\t")[-1]) for line in fid_curve.read_text().splitlines()[1:]],
-        "generated": {k: metrics["generated"].get(k) for k in SHOWN},
-        "real_floor": {k: metrics["real_floor"].get(k) for k in SHOWN},
-    }
+    native_bf16 = cpu_class("native")["native_bf16"]
+    row = quality_row(
+        name,
+        [],
+        params,
+        "native",
+        "bf16" if params["precision"] == "auto" and native_bf16 else "fp32",
+        folder / "results/evaluate/metrics.json",
+        folder / "results/train/plots/metrics/quality/fid.tsv",
+    )
     append(row, table)
     typer.echo(f"{name}: FID {row['generated']['fid']:.2f} (from {folder})")
 
