@@ -199,12 +199,6 @@ def output_md5(repo: Path, rev: str, path: str) -> str:
     return next(o["md5"] for o in outs if o["path"] == path)
 
 
-def experiment_ref(repo: Path, name: str) -> str:
-    """refs/exps/.../<name>: the git ref of experiment `name`."""
-    refs = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], repo).stdout.split()
-    return next(r for r in refs if r.rsplit("/", 1)[-1] == name)
-
-
 @pytest.fixture(scope="session")
 def raw_mnist(tmp_path_factory) -> Path:
     """Folder holding MNIST/raw/ with the four verified idx files (real MNIST, from ~/.cache/mnist-gan)."""

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from mnist_gan.storage import file_digest
-from tests.conftest import DVC, committed_copy, experiment_ref, output_md5, run
+from mnist_gan.sweep.trial import experiment_ref
+from tests.conftest import DVC, committed_copy, output_md5, run
 
 KEY, SECRET, BUCKET = "mnistgan", "mnistgan-secret-key", "dvc"
 
