@@ -3,6 +3,7 @@
 import json
 import math
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -115,6 +116,9 @@ def test_the_registered_functions_give_known_answers_on_a_hand_made_set():
     s = Scored(probs, fake, real, labels, labels, torch.ones(4), torch.ones(4), 1)
     got = {key: FUNCTIONS[key](s) for key in ("precision", "recall", "label_accuracy")}  # what summarize runs
     assert got == {"precision": 0.5, "recall": 0.25, "label_accuracy": 0.75}
+    # radii given (the evaluate stage computes the test set's once for both of its sets) are the ones used
+    assert FUNCTIONS["precision"](replace(s, ref_radii=knn_radii(real, 1))) == 0.5
+    assert FUNCTIONS["precision"](replace(s, ref_radii=torch.tensor([0.0, 0.0, 0.0, 100.0]))) == 1.0
 
 
 def test_a_new_metric_is_one_function_and_one_entry(monkeypatch, tmp_path):

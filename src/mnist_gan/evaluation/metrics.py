@@ -95,9 +95,13 @@ def _inside_manifold(query: torch.Tensor, ref: torch.Tensor, radii: torch.Tensor
     return float(torch.cat(inside).double().mean())
 
 
-def precision(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3) -> float:
-    """Share of samples inside the real data's k-NN manifold."""
-    return _inside_manifold(fake_features, real_features, knn_radii(real_features, k))
+def precision(
+    real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3, real_radii: torch.Tensor | None = None
+) -> float:
+    """Share of samples inside the real data's k-NN manifold. `real_radii`: `knn_radii(real_features, k)` when the
+    caller already has them (the evaluate stage scores two sets against one test set)."""
+    radii = knn_radii(real_features, k) if real_radii is None else real_radii
+    return _inside_manifold(fake_features, real_features, radii)
 
 
 def recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3) -> float:
@@ -123,6 +127,7 @@ class Scored:
     nn_dist: torch.Tensor  # each image's L2 distance to its nearest training image
     ref_nn_dist: torch.Tensor  # the same for as many test images: what "not copied" looks like
     k: int  # k of the k-NN manifolds
+    ref_radii: torch.Tensor | None = None  # knn_radii(ref_features, k) if known: sets scored against one reference
 
     @cached_property
     def coverage(self) -> dict:
@@ -184,7 +189,7 @@ def _per_digit_fid_max(s: Scored) -> float | None:
 
 @metric("precision")
 def _precision(s: Scored) -> float:
-    return precision(s.ref_features, s.features, s.k)
+    return precision(s.ref_features, s.features, s.k, s.ref_radii)
 
 
 @metric("recall")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from mnist_gan.data.mnist import load_processed
 from mnist_gan.data.pixels import to_float
 from mnist_gan.evaluation.classifier import MnistClassifier, load_classifier, predict
-from mnist_gan.evaluation.metrics import Scored, fid, nearest_training_images, summarize
+from mnist_gan.evaluation.metrics import Scored, fid, knn_radii, nearest_training_images, summarize
 from mnist_gan.gan.models import Generator, asks_digits
 from mnist_gan.gan.sampling import balanced_labels, generate
 
@@ -68,8 +68,9 @@ def evaluate(
 
     # the floor's digits are known (true labels) exactly when the generator's are (asked for)
     real_labels = train_labels[pick] if labels is not None else None
+    test_radii = knn_radii(test_feats, k)  # both sets' precision: the test set's k-NN manifold
     gen, floor = (
-        Scored(probs, feats, test_feats, test_labels, y, nn, test_nn, k)
+        Scored(probs, feats, test_feats, test_labels, y, nn, test_nn, k, test_radii)
         for probs, feats, y, nn in (
             (fake_probs, fake_feats, labels, fake_nn),
             (real_probs, real_feats, real_labels, test_nn),
