@@ -1,7 +1,8 @@
 """The recipes of docs/recipes.md (one `dvc exp run -S ...` line per seed system) run as written, for a few steps,
-through every stage their keys reach: train, sample and evaluate (`dvc exp run ... sample evaluate`). Export and
-report read only what those write; they run in the tiny repo's own repro and experiments, and tests/test_export.py
-exports every family."""
+through every stage their keys reach: train (and normalize, for seed 004's 64x64 images). The stages after train read
+only generator.pt, the same code for every family: seed 004 (unconditional, 64x64 images downsized for the classifier)
+also runs sample and evaluate; the tiny repo's own repro covers them for a conditional 28x28 generator, and
+tests/test_export.py exports every family."""
 
 import json
 import re
@@ -57,8 +58,9 @@ def recipes_repo(small_repo, tmp_path_factory):
 def test_recipe_runs(recipes_repo, seed):
     repo = recipes_repo
     argv = documented_recipes()[seed]
-    out = run(DVC + argv[1:] + SHORT + ["sample", "evaluate"], repo).output
-    assert all(f"Running stage '{stage}'" in out for stage in ("train", "sample", "evaluate")), out
+    stages = ["train", "sample", "evaluate"] if seed == "004" else ["train"]
+    out = run(DVC + argv[1:] + SHORT + stages, repo).output
+    assert all(f"Running stage '{stage}'" in out for stage in stages), out
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for flag in argv[argv.index("-S") :][1::2]:  # every value the recipe set is in effect
         key, value = flag.split("=", 1)
@@ -67,7 +69,8 @@ def test_recipe_runs(recipes_repo, seed):
             node = node[part]
         if key != "epochs":
             assert node == yaml.safe_load(value), key
-    assert json.loads((repo / "results" / "evaluate" / "metrics.json").read_text())["generated"]["fid"] > 0
+    if "evaluate" in stages:
+        assert json.loads((repo / "results" / "evaluate" / "metrics.json").read_text())["generated"]["fid"] > 0
     if params["tensorboard"]:  # seed 002's SummaryWriter logging
         assert list((repo / "results" / "train" / "tensorboard").glob("events.out.tfevents.*"))
     generator = __import__("torch").load(repo / "models" / "generator.pt", weights_only=True)
