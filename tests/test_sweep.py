@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from mnist_gan.cli import main
 from mnist_gan.sweep.grid import expand
 from tests.conftest import DVC, committed_copy, output_md5, run
 from tests.ray_cluster import ENV, Cluster, free_ports
@@ -104,41 +105,6 @@ def test_the_grid_is_the_one_dvc_queues(project):
         )
 
 
-@pytest.mark.slow
-def test_a_2x2_grid_lands_four_experiments_from_two_nodes(project, cluster, tmp_path):
-    out = tmp_path / "report.json"
-    done = sweep(
-        project,
-        *QUICK,
-        "-S",
-        "lr=0.0001,0.0003",
-        "-S",
-        "batch_size=32,64",
-        "--name",
-        "grid",
-        *on_cluster(cluster),
-        "--report",
-        out,
-    )
-    assert done.returncode == 0, done.output
-    results = report(out)
-    names = ["grid-1", "grid-2", "grid-3", "grid-4"]
-    assert sorted(results) == names and all(r["status"] == "done" for r in results.values()), results
-    assert len({r["node"] for r in results.values()}) == 2, results  # both worker nodes ran trials
-    here = exp_show(project)  # the driver's own clone: pulled
-    fresh = tmp_path / "fresh"
-    run(["git", "clone", "-q", project.parent / "origin.git", fresh])
-    run(DVC + ["exp", "pull", "origin", *names], fresh)
-    shown = exp_show(fresh)
-    hashes = set()
-    for name in names:
-        assert metric(shown, name, "train", "loss_d") == metric(here, name, "train", "loss_d") > 0
-        md5 = output_md5(fresh, shown[name]["rev"], "models/generator.pt")
-        assert (fresh / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).is_file(), name  # pulled
-        hashes.add(md5)
-    assert len(hashes) == 4  # four different generators
-
-
 def trial_processes(folder_hint: str) -> list[psutil.Process]:
     """Live processes of a trial: its guard names its folder; its stages run with the folder as working directory.
     A zombie (exited, not yet reaped by its parent) runs nothing and is not counted."""
@@ -148,6 +114,11 @@ def trial_processes(folder_hint: str) -> list[psutil.Process]:
         if (folder_hint in cmd or folder_hint in cwd) and p.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(p)
     return found
+
+
+def trial_name(folder: str) -> str:
+    """The trial a working folder belongs to: mnist-gan-grid-3-k2j8x -> grid-3."""
+    return "-".join(folder.split("-")[2:4])
 
 
 def command_line(p: psutil.Process) -> str:
@@ -187,44 +158,56 @@ def one_line_refusal(done) -> str:
     return lines[0]
 
 
+def refusal_in_process(capsys, repo: Path, *args: str) -> str:
+    """`mnist-gan sweep ...` as the console script runs it (`mnist_gan.cli.main`), in this process: what is refused
+    before any Ray cluster is reached needs no driver process of its own."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "--repo", str(repo), *args])
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out + err
+    return lines[0]
+
+
+def test_settings_remotes_and_a_dirty_tree_are_refused_in_one_line_before_ray(project, capsys, tmp_path):
+    origin = project.parent / "origin.git"
+    before = experiment_refs(origin)
+    cases = [
+        (["-S", "nope=1"], "params.yaml has no key nope"),
+        (["-S", "lr=0.0001,7"], "trial 2 (lr=7): params.yaml: lr = 7 is not allowed"),
+        (["-S", "lr=0.0001", "--git-remote", str(tmp_path / "no-such.git")], "cannot reach the git remote"),
+        (["-S", "lr=0.0001", "--dvc-remote", "nope"], "no DVC remote named 'nope'"),
+    ]
+    for args, expected in cases:
+        assert expected in refusal_in_process(capsys, project, *args, "--name", "refused"), args
+    dirty = committed_copy(project, tmp_path / "dirty")
+    (dirty / "params.yaml").write_text((dirty / "params.yaml").read_text() + "\n")
+    assert "uncommitted changes (params.yaml)" in refusal_in_process(capsys, dirty, "-S", "lr=0.0001")
+    assert experiment_refs(origin) == before  # no trial ran
+
+
 @pytest.mark.slow
-def test_bad_inputs_are_refused_in_one_line_before_any_trial(project, cluster, tmp_path):
+def test_an_unreachable_cluster_or_remote_is_refused_in_one_line_before_any_trial(project, cluster, tmp_path):
+    """The driver as a process: what only a connection to the cluster tells."""
     origin = project.parent / "origin.git"
     before = experiment_refs(origin)
     closed = free_ports(1)[0]
     cases = [
-        (["-S", "nope=1"], "params.yaml has no key nope"),
-        (["-S", "lr=0.0001,7"], "trial 2 (lr=7): params.yaml: lr = 7 is not allowed"),
-        (
-            ["-S", "lr=0.0001", "--address", f"127.0.0.1:{closed}"],
-            f"cannot reach the Ray cluster at 127.0.0.1:{closed}",
-        ),
-        (["-S", "lr=0.0001", "--git-remote", str(tmp_path / "no-such.git")], "cannot reach the git remote"),
-        (["-S", "lr=0.0001", "--dvc-remote", "nope"], "no DVC remote named 'nope'"),
-        (["-S", "lr=0.0001", "--address", cluster.address], "is a folder of this machine"),
+        (["--address", f"127.0.0.1:{closed}"], f"cannot reach the Ray cluster at 127.0.0.1:{closed}"),
+        (["--address", cluster.address], "is a folder of this machine"),  # two nodes, no --shared-storage
     ]
     for args, expected in cases:
-        assert expected in one_line_refusal(sweep(project, *args, "--name", "refused")), args
-    # a DVC remote nothing answers (an S3 endpoint on a closed port), and a dirty work tree
+        assert expected in one_line_refusal(sweep(project, "-S", "lr=0.0001", *args, "--name", "refused")), args
+    # a DVC remote nothing answers (an S3 endpoint on a closed port)
     down = committed_copy(project, tmp_path / "down")
     run(DVC + ["remote", "add", "down", "s3://bucket/x"], down)
     run(DVC + ["remote", "modify", "down", "endpointurl", f"http://127.0.0.1:{closed}"], down)
     run(["git", "commit", "-qam", "an unreachable remote"], down)
     refusal = one_line_refusal(
-        sweep(
-            down,
-            "-S",
-            "lr=0.0001",
-            "--dvc-remote",
-            "down",
-            *on_cluster(cluster),
-            "--name",
-            "refused",
-        )
+        sweep(down, "-S", "lr=0.0001", "--dvc-remote", "down", *on_cluster(cluster), "--name", "refused")
     )
     assert "cannot push to the DVC remote 'down'" in refusal
-    (down / "params.yaml").write_text((down / "params.yaml").read_text() + "\n")
-    assert "uncommitted changes (params.yaml)" in one_line_refusal(sweep(down, "-S", "lr=0.0001"))
     assert experiment_refs(origin) == before  # no trial ran
 
 
@@ -259,17 +242,24 @@ def test_ctrl_c_cancels_the_running_trials(project, cluster, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_worker_node_killed_mid_trial_its_trial_reruns_elsewhere_and_lands_once(project, cluster, tmp_path):
-    """The module's last test: it leaves the cluster one worker node (one cluster at a time on this machine)."""
+def test_a_2x2_grid_on_two_nodes_lands_four_experiments_once_each_though_a_node_dies_mid_trial(
+    project, cluster, tmp_path
+):
+    """Four trials on two worker nodes. Once a node has finished a trial and trains its second, that node is killed
+    (its raylet and all): its trial reruns on the survivor and lands once. All four land, pushed by the nodes that
+    ran them, and a fresh clone of the git remote pulls each with its own generator. The module's last test: it
+    leaves the cluster one worker node (one cluster at a time on this machine)."""
     out = tmp_path / "report.json"
     driver = subprocess.Popen(
         [
             *SWEEP,
             *QUICK,
             "-S",
-            "seed=5,6",
+            "lr=0.0001,0.0003",
+            "-S",
+            "batch_size=32,64",
             "--name",
-            "kill",
+            "grid",
             *on_cluster(cluster),
             "--report",
             str(out),
@@ -280,27 +270,46 @@ def test_a_worker_node_killed_mid_trial_its_trial_reruns_elsewhere_and_lands_onc
         stderr=subprocess.STDOUT,
         text=True,
     )
-    victim, deadline = None, time.time() + 300
+    trained: list[set[str]] = [set() for _ in cluster.workers]  # the trial folders each node has trained in
+    victim, deadline = None, time.time() + 600
     while victim is None and time.time() < deadline and driver.poll() is None:
-        for p in cluster.processes(cluster.workers[0]):
-            try:
-                folder = Path(p.cwd()).name  # mnist-gan-kill-<k>-xxxx: the trial's folder
-            except psutil.Error:
-                continue
-            if folder.startswith("mnist-gan-kill-") and "stages.train" in command_line(p):
-                victim = folder
+        for i, node in enumerate(cluster.workers):
+            for p in cluster.processes(node):
+                try:
+                    folder = Path(p.cwd()).name  # mnist-gan-grid-<k>-xxxx: the trial's folder
+                except psutil.Error:
+                    continue
+                if folder.startswith("mnist-gan-grid-") and "stages.train" in command_line(p):
+                    trained[i].add(folder)
+                    if len(trained[i]) == 2 and victim is None:
+                        victim = (i, folder)
         time.sleep(0.2)
-    assert victim, "no trial was training on worker node 0"
-    cluster.kill_worker(0)
-    killed = "-".join(victim.split("-")[2:4])  # kill-<k>
+    assert victim, f"no node trained a second trial: {trained}"
+    dead, folder = victim
+    cluster.kill_worker(dead)
+    killed, landed_there = trial_name(folder), trial_name(next(f for f in trained[dead] if f != folder))
     deadline = time.time() + 15  # the dead trial's guard polls its raylet every half second
-    while (left := [cmd for p in trial_processes(victim) if (cmd := command_line(p))]) and time.time() < deadline:
+    while (left := [cmd for p in trial_processes(folder) if (cmd := command_line(p))]) and time.time() < deadline:
         time.sleep(0.5)
     assert left == [], f"processes of the killed trial are still running: {left}"
     output, _ = driver.communicate(timeout=900)
     assert driver.returncode == 0, output
     results = report(out)
-    assert sorted(results) == ["kill-1", "kill-2"] and all(r["status"] == "done" for r in results.values())
-    assert results[killed]["node"] == results[next(n for n in results if n != killed)]["node"]  # on the survivor
+    names = ["grid-1", "grid-2", "grid-3", "grid-4"]
+    assert sorted(results) == names and all(r["status"] == "done" for r in results.values()), results
+    assert len({r["node"] for r in results.values()}) == 2, results  # the dead node had landed its first trial
+    assert results[killed]["node"] != results[landed_there]["node"], results  # the rerun: on the survivor
     refs = [r.rsplit("/", 1)[-1] for r in experiment_refs(project.parent / "origin.git")]
-    assert refs.count(killed) == 1
+    assert all(refs.count(name) == 1 for name in names), refs  # the killed trial landed once
+    here = exp_show(project)  # the driver's own clone: pulled
+    fresh = tmp_path / "fresh"
+    run(["git", "clone", "-q", project.parent / "origin.git", fresh])
+    run(DVC + ["exp", "pull", "origin", *names], fresh)
+    shown = exp_show(fresh)
+    hashes = set()
+    for name in names:
+        assert metric(shown, name, "train", "loss_d") == metric(here, name, "train", "loss_d") > 0
+        md5 = output_md5(fresh, shown[name]["rev"], "models/generator.pt")
+        assert (fresh / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).is_file(), name  # pulled
+        hashes.add(md5)
+    assert len(hashes) == 4  # four different generators
