@@ -246,11 +246,14 @@ def train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
+RESUME_EPOCHS = 2  # the kill-and-resume runs: killed during or after epoch 1, resumed to the end of epoch 2
+
+
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory, resume_data) -> Path:
-    """An uninterrupted 3-epoch run on `resume_data`: the bytes every interrupted run must end with."""
+    """An uninterrupted run of RESUME_EPOCHS epochs on `resume_data`: the bytes every interrupted run must end with."""
     out = tmp_path_factory.mktemp("reference")
-    run(train_cmd(resume_data, out, "--epochs", "3"))
+    run(train_cmd(resume_data, out, "--epochs", str(RESUME_EPOCHS)))
     return out
 
 

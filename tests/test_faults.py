@@ -14,7 +14,7 @@ import torch
 
 from mnist_gan.gan.models import Discriminator, build_gan, weights_file
 from mnist_gan.storage import file_digest, save_torch
-from tests.conftest import PY, ROOT, run, seeds_gan, train_cmd
+from tests.conftest import PY, RESUME_EPOCHS, ROOT, run, seeds_gan, train_cmd
 
 pytestmark = pytest.mark.slow  # real stage processes (~4 s of imports each), kills and resumes
 GOOD_PARAMS = (ROOT / "params.yaml").read_text()
@@ -164,7 +164,7 @@ def test_corrupt_raw_file_is_named_by_normalize(tmp_path, raw_mnist):
 
 
 def _train(data: Path, out: Path) -> list[str]:
-    return train_cmd(data, out, "--epochs", "3")
+    return train_cmd(data, out, "--epochs", str(RESUME_EPOCHS))
 
 
 def test_sigkill_mid_checkpoint_write_then_resume_gives_the_same_bytes(tmp_path, resume_data, reference_run):

@@ -11,7 +11,7 @@ from mnist_gan.gan.losses import OBJECTIVES
 from mnist_gan.gan.trainer import Hooks
 from mnist_gan.storage import load_torch
 from stages import train
-from tests.conftest import DEFAULTS, cli, run, seeds_gan, train_cmd
+from tests.conftest import DEFAULTS, RESUME_EPOCHS, cli, run, seeds_gan, train_cmd
 
 runner = cli()
 
@@ -52,16 +52,16 @@ def test_sigkill_after_an_epoch_then_rerun_gives_the_same_bytes(tmp_path, resume
 
     killed = tmp_path / "killed"
     run(
-        train_cmd(resume_data, killed, "--epochs", "3"),
+        train_cmd(resume_data, killed, "--epochs", str(RESUME_EPOCHS)),
         check=False,
         signal=signal.SIGKILL,
         when=(killed / "checkpoint.pt").exists,
         poll=0.02,
     )
     state = load_torch(killed / "checkpoint.pt")
-    assert state["epoch"] < 3, "the run finished before it could be killed; the test proves nothing"
+    assert state["epoch"] < RESUME_EPOCHS, "the run finished before it could be killed; the test proves nothing"
 
-    out = run_train(resume_data, killed, "--epochs", "3")
+    out = run_train(resume_data, killed, "--epochs", str(RESUME_EPOCHS))
     assert f"resuming from {killed / 'checkpoint.pt'}: {state['epoch']} epoch(s)" in out
     for file in ("generator.pt", "discriminator.pt"):
         assert (killed / file).read_bytes() == (reference / file).read_bytes(), file
