@@ -8,6 +8,7 @@ import re
 import pytest
 from PIL import Image
 
+from mnist_gan.cli import main
 from tests.conftest import CHROMIUM, PY, committed_copy, images_outside_tables, render, run, tables
 
 
@@ -18,10 +19,23 @@ def swept(experiments):
 
 
 def compare(repo, *args, check=True):
+    """`mnist-gan compare ...` as a process in `repo`."""
     done = run(PY + ["mnist_gan.cli", "compare", *args], repo, check=False)
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
+
+
+def compare_in_process(capsys, monkeypatch, repo, *args) -> tuple[int, str]:
+    """(exit code, stderr) of `mnist-gan compare ...` in `repo` through the console script's own `main`, in this
+    process: the bad-input cases need no process of their own (the page tests above run one)."""
+    monkeypatch.chdir(repo)
+    code = 0
+    try:
+        main(["compare", *args])
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -64,29 +78,27 @@ def test_chromium_renders_the_page_offline_with_every_image(swept, tmp_path):
 
 
 @pytest.mark.slow
-def test_unknown_revision_is_named_and_the_rest_is_written(swept):
-    done = compare(swept, "slow", "no-such-exp", "--out", "reports/two.html")
-    assert "no-such-exp: unknown revision" in done.stderr
+def test_unknown_revision_is_named_and_the_rest_is_written(swept, capsys, monkeypatch):
+    code, stderr = compare_in_process(capsys, monkeypatch, swept, "slow", "no-such-exp", "--out", "reports/two.html")
+    assert code == 0 and "no-such-exp: unknown revision" in stderr
     assert (swept / "reports/two.html").is_file()
     assert [r[0] for r in tables((swept / "reports/two.md").read_text())[0][1:]] == ["slow"]
 
 
 @pytest.mark.slow
-def test_outputs_not_in_the_cache_are_named_with_the_fix(swept, tmp_path):
+def test_outputs_not_in_the_cache_are_named_with_the_fix(swept, tmp_path, capsys, monkeypatch):
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(swept), str(clone)], tmp_path)
     run(["git", "fetch", "-q", "origin", "refs/exps/*:refs/exps/*"], clone)  # the exp commits, not the cache
-    done = compare(clone, "slow", "--out", "reports/c.html")
-    assert (
-        "slow: results/sample/grid.png is not in the local cache; fetch it with `dvc exp pull origin slow"
-        in done.stderr
-    )
+    code, stderr = compare_in_process(capsys, monkeypatch, clone, "slow", "--out", "reports/c.html")
+    assert code == 0, stderr
+    assert "slow: results/sample/grid.png is not in the local cache; fetch it with `dvc exp pull origin slow" in stderr
     assert "slow" in (clone / "reports/c.md").read_text()
 
 
 @pytest.mark.slow
-def test_nothing_to_compare_is_exit_2(tmp_path, small_repo):
+def test_nothing_to_compare_is_exit_2(tmp_path, small_repo, capsys, monkeypatch):
     repo = committed_copy(small_repo[0], tmp_path / "r", "a commit with no experiments")
-    done = compare(repo, "--out", "x.html", check=False)
-    assert done.returncode == 2 and done.stderr.startswith("error: no revisions to compare")
+    code, stderr = compare_in_process(capsys, monkeypatch, repo, "--out", "x.html")
+    assert code == 2 and stderr.startswith("error: no revisions to compare"), stderr
     assert not (repo / "x.html").exists()
