@@ -59,6 +59,13 @@ def cluster_ports(nodes: int) -> tuple[int, int, list[list[str]]]:
     return gcs, client, flags
 
 
+def running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 class Cluster:
     """`with Cluster(workers=2) as c:` ... `c.address`, `c.kill_worker(i)`; every process stopped at exit."""
 
@@ -142,7 +149,13 @@ class Cluster:
                 p.terminate()
             except psutil.NoSuchProcess:
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=10)
+        # `ray start --block`, the GCS and the autoscaler monitor outlast a SIGTERM by 10 s and more here: 2 s of
+        # grace, then SIGKILL (the cluster's files are in self.temp). A zombie (exited, not reaped) is gone.
+        deadline = time.time() + 2
+        while (alive := [p for p in procs if running(p)]) and time.time() < deadline:
+            for node in nodes:
+                node.poll()  # reap the `ray start` processes, our own children
+            time.sleep(0.1)
         for p in alive:
             try:
                 p.kill()
