@@ -100,6 +100,19 @@ def cli() -> CliRunner:
     return CliRunner(env={"COLUMNS": "1000"})
 
 
+def console_script(capsys, *argv: str) -> tuple[int, str]:
+    """(exit code, stderr) of `mnist-gan ARGV` through the console script's own `main`, in this process: for cases
+    that need no process of their own (each command also has tests that start it as one)."""
+    from mnist_gan.cli import main
+
+    code = 0
+    try:
+        main(list(argv))
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
 class Done(subprocess.CompletedProcess):
     @property
     def output(self) -> str:

@@ -8,8 +8,7 @@ import re
 import pytest
 from PIL import Image
 
-from mnist_gan.cli import main
-from tests.conftest import CHROMIUM, PY, committed_copy, images_outside_tables, render, run, tables
+from tests.conftest import CHROMIUM, PY, committed_copy, console_script, images_outside_tables, render, run, tables
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +26,9 @@ def compare(repo, *args, check=True):
 
 
 def compare_in_process(capsys, monkeypatch, repo, *args) -> tuple[int, str]:
-    """(exit code, stderr) of `mnist-gan compare ...` in `repo` through the console script's own `main`, in this
-    process: the bad-input cases need no process of their own (the page tests above run one)."""
+    """(exit code, stderr) of `mnist-gan compare ...` in `repo`, in this process (the page tests above start one)."""
     monkeypatch.chdir(repo)
-    code = 0
-    try:
-        main(["compare", *args])
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
+    return console_script(capsys, "compare", *args)
 
 
 @pytest.mark.slow

@@ -13,9 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mnist_gan.cli import main
 from mnist_gan.sweep.grid import expand
-from tests.conftest import DVC, committed_copy, output_md5, run
+from tests.conftest import DVC, committed_copy, console_script, output_md5, run
 from tests.ray_cluster import ENV, Cluster, free_ports
 
 SWEEP = [sys.executable, "-m", "mnist_gan.cli", "sweep"]
@@ -159,14 +158,11 @@ def one_line_refusal(done) -> str:
 
 
 def refusal_in_process(capsys, repo: Path, *args: str) -> str:
-    """`mnist-gan sweep ...` as the console script runs it (`mnist_gan.cli.main`), in this process: what is refused
-    before any Ray cluster is reached needs no driver process of its own."""
-    with pytest.raises(SystemExit) as exit_:
-        main(["sweep", "--repo", str(repo), *args])
-    out, err = capsys.readouterr()
-    assert exit_.value.code == 2, out + err
+    """The one-line refusal of `mnist-gan sweep ...`, in this process: what is refused before any Ray cluster is
+    reached needs no driver process of its own."""
+    code, err = console_script(capsys, "sweep", "--repo", str(repo), *args)
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), out + err
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
     return lines[0]
 
 
