@@ -11,7 +11,7 @@ SHELL := /bin/bash
 # pip warns once per configured-but-absent local index on some machines; keep real messages only
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location .* is ignored' || true; }
 
-.PHONY: run test test-fast lint fmt bench venv browser clean lock
+.PHONY: run test test-fast lint fmt bench gpu-check venv browser clean lock
 
 venv: $(STAMP)
 
@@ -58,3 +58,8 @@ lock:
 
 clean:
 	rm -rf $(VENV)
+
+# On a machine with a GPU: speed, a full default run and its metrics, determinism and export (benchmarks/gpu_check.py)
+gpu-check: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro fetch
+	$(BIN)/python -m benchmarks.gpu_check --out results/gpu_check

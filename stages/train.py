@@ -33,6 +33,7 @@ def main(
     device: DeviceOption = "auto",
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: one per core).")] = None,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps (smoke tests).")] = None,
+    eager: Annotated[bool, typer.Option(help="On a GPU: run each step eagerly, not replayed as a CUDA graph.")] = False,
 ):
     """Train the GAN selected by `model` (and `loss`, `conditional`, ...) in params.yaml on normalized MNIST."""
     rank, world, dev = setup_distributed(device)
@@ -40,7 +41,7 @@ def main(
         set_cpu_threads(threads)
     train = replace(P.train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)  # the CLI's overrides, once
     size, lead = P.normalize.image_size, rank == 0
-    trainer = build_trainer(P.gan, train, size, load_processed(data_dir / "train.pt"), dev, rank, world)
+    trainer = build_trainer(P.gan, train, size, load_processed(data_dir / "train.pt"), dev, rank, world, not eager)
     files = RunFiles(models_dir, checkpoint, recorded_settings(P.gan, train, size))
     probe = quality_probe(classifier, data_dir / "test.pt", train.quality_samples, train.seed, dev) if lead else None
     trainer.fit(files, max_steps, probe, RunLog(results, train.tensorboard) if lead else None)

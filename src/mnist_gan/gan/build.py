@@ -57,6 +57,7 @@ def build_trainer(
     device: torch.device,
     rank: int = 0,
     world: int = 1,
+    cuda_graph: bool = True,
 ) -> Trainer:
     """Seed from `train.seed`, then build the run: `data` = {"images": uint8 (N, 1, S, S), "labels": (N,)} as the
     normalize stage writes it. An unconditional run with `clusters` > 0 conditions on k-means clusters of the
@@ -68,6 +69,7 @@ def build_trainer(
         labels, prior = self_condition_labels(data["images"], cfg.clusters, cfg.seed)
     networks = gan_config(gan, cfg, image_size, prior)
     generator, discriminator = prepare_models(*build_gan(networks, cfg.init), cfg, device, world)
-    trainer = Trainer(generator, discriminator, data["images"].to(device), cfg, device, rank, world, labels)
+    images = data["images"].to(device)
+    trainer = Trainer(generator, discriminator, images, cfg, device, rank, world, labels, cuda_graph)
     trainer.precision_why = precision_reason(train.precision, device)
     return trainer

@@ -151,10 +151,13 @@ class Regularizer:
     weight: str  # the TrainConfig field (= params key) holding its weight
     penalty: Callable[..., Tensor]  # (discriminator, real, fake, y, rng) -> scalar
     scale: float = 1.0  # R1 is conventionally gamma / 2
+    uses_rng: bool = False  # draws from the trainer's noise generator (which a CUDA graph cannot replay)
 
 
 REGULARIZERS: dict[str, Regularizer] = {
-    "gp": Regularizer("gp_weight", lambda d, real, fake, y, rng: gradient_penalty(d, real, fake, y, rng)),
+    "gp": Regularizer(
+        "gp_weight", lambda d, real, fake, y, rng: gradient_penalty(d, real, fake, y, rng), uses_rng=True
+    ),
     "r1": Regularizer("r1_gamma", lambda d, real, fake, y, rng: r1_penalty(d, real, y), scale=0.5),
 }
 

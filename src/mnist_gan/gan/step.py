@@ -84,19 +84,23 @@ def active_regularizers(cfg: TrainConfig) -> list[tuple[float, Regularizer]]:
     return [(getattr(cfg, r.weight), r) for r in REGULARIZERS.values() if getattr(cfg, r.weight) > 0]
 
 
-def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig):
+def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig, capturable: bool = False):
+    """Adam for G and D. `capturable`: step counters on the device, so a CUDA graph can replay the update."""
     betas = (cfg.beta1, cfg.beta2)
     # fused: one kernel for the whole update instead of several per parameter (the MLP GAN is bound by
     # per-call overhead); elementwise, so still deterministic. foreach where fused is unsupported.
     device = next(generator.parameters()).device.type
     kind = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
+    if capturable:
+        kind["capturable"] = True
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=betas, **kind)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d or cfg.lr, betas=betas, **kind)
     return opt_g, opt_d
 
 
-def autocast_for(precision: str, device: torch.device):
-    """A context manager factory: bf16 autocast on `device`, or nothing for fp32."""
+def autocast_for(precision: str, device: torch.device, cache: bool = True):
+    """A context manager factory: bf16 autocast on `device`, or nothing for fp32. `cache`: autocast's cache of
+    cast weights, which a CUDA graph capture must go without (the casts are redone, to the same values)."""
     if precision == "bf16":
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext

@@ -24,6 +24,7 @@ from mnist_gan.data.pixels import to_float
 from mnist_gan.errors import PipelineError
 from mnist_gan.gan.checkpoints import fingerprint, unfinished_state
 from mnist_gan.gan.ema import EMA, recalibrate_bn
+from mnist_gan.gan.graphs import GraphedStep, graph_unsupported
 from mnist_gan.gan.models import asks_digits, has_batch_stats, is_convolutional, random_labels, weights_file
 from mnist_gan.gan.parallel import check_replicas, unwrap
 from mnist_gan.gan.step import STATS, active_regularizers, autocast_for, make_optimizers, train_step
@@ -122,8 +123,13 @@ class Trainer:
         rank: int = 0,
         world: int = 1,
         labels: torch.Tensor | None = None,
+        cuda_graph: bool = True,
     ):
-        self.opt_g, self.opt_d = make_optimizers(generator, discriminator, cfg)
+        # the whole step replayed as one CUDA graph where the run allows it (gan/graphs.py)
+        random_penalty = any(r.uses_rng for _, r in active_regularizers(cfg))
+        why = graph_unsupported(device, world, cfg.compile, random_penalty)
+        self.eager_why = why if cuda_graph else "the eager step was asked for"  # None: replayed as a graph
+        self.opt_g, self.opt_d = make_optimizers(generator, discriminator, cfg, capturable=self.eager_why is None)
         self.ema = EMA(unwrap(generator), cfg.ema_decay, cfg.ema_rampup) if cfg.ema_decay > 0 else None
         if cfg.compile:
             generator, discriminator = torch.compile(generator), torch.compile(discriminator)
@@ -145,6 +151,7 @@ class Trainer:
             )
         self.autocast = autocast_for(cfg.precision, device)
         self.precision_why = ""  # set by whoever resolved the precision (build.build_trainer)
+        self.graphed = GraphedStep(self.step) if self.eager_why is None else None
 
     @property
     def g(self) -> nn.Module:
@@ -209,7 +216,8 @@ class Trainer:
         gan = self.g.cfg
         mode = " conditional" if asks_digits(gan) else f" self-conditioned on {gan.num_classes} clusters"
         mode = mode if gan.num_classes else ""
-        return f"{gan.model}{mode}, loss {self.cfg.loss}, {self.cfg.precision} on {self.device.type}"
+        how = ", the step replayed as a CUDA graph" if self.graphed is not None else ""
+        return f"{gan.model}{mode}, loss {self.cfg.loss}, {self.cfg.precision} on {self.device.type}{how}"
 
     def data_digest(self) -> str:
         """sha256 of the training images and labels: a checkpoint of other data is never resumed."""
@@ -237,14 +245,8 @@ class Trainer:
         step_t = torch.full((), first_step, dtype=torch.long, device=dev)
         in_window, done = 0, 0
         for idx in self.batches(epoch):
-            real = to_float(self.images[idx])  # (d_steps, B, C, H, W)
-            if self.conv:
-                real = real.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(real.shape)
-            y = None if self.labels is None else self.labels[idx]
             z = torch.randn(*idx.shape, *self.latent_shape, device=dev, generator=self.noise_rng)
-            models = (self.generator, self.discriminator, self.opt_g, self.opt_d)
-            stats = train_step(*models, real, z, cfg, y, self.autocast, self.joint_d, self.noise_rng)
-            stats = torch.stack(list(stats.values()))
+            stats = self.graphed(idx, z) if self.graphed is not None else self.step(idx, z)
             if self.ema is not None:
                 self.ema.update(self.g, first_step + done)
             step_t += 1
@@ -268,6 +270,18 @@ class Trainer:
             if last:
                 break
         return dict(zip(STATS, (total / done).tolist(), strict=True))
+
+    def step(self, idx: torch.Tensor, z: torch.Tensor, in_graph: bool = False) -> torch.Tensor:
+        """One `train_step` on the training images at `idx` (d_steps, B) with noise `z`: the stats (STATS) stacked.
+        `in_graph`: autocast without its weight cache, as a CUDA graph capture needs (same values)."""
+        real = to_float(self.images[idx])  # (d_steps, B, C, H, W)
+        if self.conv:
+            real = real.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(real.shape)
+        y = None if self.labels is None else self.labels[idx]
+        models = (self.generator, self.discriminator, self.opt_g, self.opt_d)
+        autocast = autocast_for(self.cfg.precision, self.device, cache=not in_graph)
+        stats = train_step(*models, real, z, self.cfg, y, autocast, self.joint_d, self.noise_rng)
+        return torch.stack(list(stats.values()))
 
     def best_generator(self) -> nn.Module:
         """The generator that samples best, ready to sample: the EMA generator with its BatchNorm statistics
@@ -302,8 +316,10 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.g.load_state_dict(state["generator"])
         self.d.load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        for opt, key in ((self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
+            opt.load_state_dict(state[key])
+            for group in opt.param_groups:  # a checkpoint from another device or step mode: this run's own
+                group["capturable"] = self.graphed is not None
         if self.ema is not None:
             self.ema.model.load_state_dict(state["ema"])
         rng = state["rng"]
