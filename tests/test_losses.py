@@ -62,7 +62,8 @@ def test_d_loss_falls_as_real_logits_rise_and_fake_logits_fall(name):
 def test_g_loss_falls_as_fakes_look_real_and_scores_keep_the_order(name):
     objective = OBJECTIVES[name]
     logits = torch.linspace(-1, 1, 9)
-    g = [objective.g_loss(torch.full((4,), v.item())).item() for v in logits]
+    real = (torch.zeros(4),) if objective.paired else ()  # a paired loss reads the real logits too
+    g = [objective.g_loss(torch.full((4,), v.item()), *real).item() for v in logits]
     assert all(b < a for a, b in pairwise(g)), g
     scores = objective.score(logits)  # what the logs call D(x): a monotone reading of the logit
     assert torch.all(scores[1:] > scores[:-1])
@@ -120,7 +121,11 @@ def test_penalties_combine_with_any_loss_by_params_alone():
     t = DEFAULTS.train
     assert penalty_weights(replace(t, loss="wgan-gp", gp_weight=None))["gp_weight"] == 10.0
     assert penalty_weights(replace(t, loss="hinge", gp_weight=None))["gp_weight"] == 0.0
-    assert penalty_weights(replace(t, loss="hinge", gp_weight=2.5, r1_gamma=1.0)) == {"gp_weight": 2.5, "r1_gamma": 1.0}
+    assert penalty_weights(replace(t, loss="hinge", gp_weight=2.5, r1_gamma=1.0, r2_gamma=0.5)) == {
+        "gp_weight": 2.5,
+        "r1_gamma": 1.0,
+        "r2_gamma": 0.5,
+    }
 
 
 def test_no_module_branches_on_a_loss_name():

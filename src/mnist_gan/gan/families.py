@@ -8,7 +8,7 @@
   differ only in hidden sizes, activation and slope, all of which are params.
 
 A family says its image size (None = any), whether D's last layer has a bias, and builds bodies:
-`generator(cfg) -> (module taking (z[, y]), latent shape)` and `discriminator(cfg) -> (module x -> features
+`generator(cfg) -> (module taking (z[, y[, z]]), latent shape)` and `discriminator(cfg) -> (module x -> features
 (B, F), F)`. `models.Generator` / `models.Discriminator` add conditioning, spectral norm and the head.
 A fifth family is one more class here, entered in FAMILIES.
 """
@@ -19,7 +19,7 @@ from itertools import pairwise
 
 from torch import nn
 
-from mnist_gan.gan.layers import CondSequential, d_act, d_bias, d_norm, g_act, g_norm
+from mnist_gan.gan.layers import CondSequential, d_act, d_bias, d_mbstd, d_norm, g_act, g_norm, g_up
 from mnist_gan.settings.configs import GANConfig
 
 
@@ -36,13 +36,13 @@ class DCGAN28:
             nn.ConvTranspose2d(z, f * 4, 4, stride=1, padding=0, bias=False),
             g_norm(cfg, f * 4),
             g_act(cfg),  # (f*4) x 4 x 4
-            nn.ConvTranspose2d(f * 4, f * 2, 3, stride=2, padding=1, bias=False),
+            *g_up(cfg, f * 4, f * 2, 7, kernel=3),
             g_norm(cfg, f * 2),
             g_act(cfg),  # (f*2) x 7 x 7
-            nn.ConvTranspose2d(f * 2, f, 4, stride=2, padding=1, bias=False),
+            *g_up(cfg, f * 2, f, 14),
             g_norm(cfg, f),
             g_act(cfg),  # f x 14 x 14
-            nn.ConvTranspose2d(f, c, 4, stride=2, padding=1, bias=False),
+            *g_up(cfg, f, c, 28),
             nn.Tanh(),  # c x 28 x 28
         ), (z, 1, 1)
 
@@ -55,7 +55,8 @@ class DCGAN28:
             nn.Conv2d(f, f * 2, 4, stride=2, padding=1, bias=d_bias(cfg)),
             *d_norm(cfg, f * 2),
             d_act(cfg),  # 2f x 7 x 7
-            nn.Conv2d(f * 2, f * 4, 3, stride=2, padding=1, bias=d_bias(cfg)),
+            *d_mbstd(cfg),  # (+1 channel with d_mbstd)
+            nn.Conv2d(f * 2 + cfg.d_mbstd, f * 4, 3, stride=2, padding=1, bias=d_bias(cfg)),
             *d_norm(cfg, f * 4),
             d_act(cfg),  # 4f x 4 x 4
             nn.Flatten(1),  # the seed's last Conv(4f, 1, 4) on 4x4 is this flatten + the Linear head
@@ -75,16 +76,16 @@ class DCGAN64:
             nn.ConvTranspose2d(z, f * 8, 4, stride=1, padding=0, bias=False),
             g_norm(cfg, f * 8),
             g_act(cfg),  # (f*8) x 4 x 4
-            nn.ConvTranspose2d(f * 8, f * 4, 4, stride=2, padding=1, bias=False),
+            *g_up(cfg, f * 8, f * 4, 8),
             g_norm(cfg, f * 4),
             g_act(cfg),  # (f*4) x 8 x 8
-            nn.ConvTranspose2d(f * 4, f * 2, 4, stride=2, padding=1, bias=False),
+            *g_up(cfg, f * 4, f * 2, 16),
             g_norm(cfg, f * 2),
             g_act(cfg),  # (f*2) x 16 x 16
-            nn.ConvTranspose2d(f * 2, f, 4, stride=2, padding=1, bias=False),
+            *g_up(cfg, f * 2, f, 32),
             g_norm(cfg, f),
             g_act(cfg),  # f x 32 x 32
-            nn.ConvTranspose2d(f, c, 4, stride=2, padding=1, bias=False),
+            *g_up(cfg, f, c, 64),
             nn.Tanh(),  # c x 64 x 64
         ), (z, 1, 1)
 
@@ -100,7 +101,8 @@ class DCGAN64:
             nn.Conv2d(f * 2, f * 4, 4, stride=2, padding=1, bias=d_bias(cfg)),
             *d_norm(cfg, f * 4),
             d_act(cfg),  # 4f x 8 x 8
-            nn.Conv2d(f * 4, f * 8, 4, stride=2, padding=1, bias=d_bias(cfg)),
+            *d_mbstd(cfg),  # (+1 channel with d_mbstd)
+            nn.Conv2d(f * 4 + cfg.d_mbstd, f * 8, 4, stride=2, padding=1, bias=d_bias(cfg)),
             *d_norm(cfg, f * 8),
             d_act(cfg),  # 8f x 4 x 4
             nn.Flatten(1),
@@ -119,10 +121,10 @@ class Conv28:
         # before a size-keeping 3x3: so 28x28 needs a 7x7 input. z is a 7x7 map with latent_dim channels.
         c, f, z = cfg.channels, cfg.g_features, cfg.latent_dim
         return CondSequential(
-            nn.ConvTranspose2d(z, f * 4, 4, stride=2, padding=1),
+            *g_up(cfg, z, f * 4, 14, bias=True),
             g_norm(cfg, f * 4),
             g_act(cfg),  # (f*4) x 14 x 14
-            nn.ConvTranspose2d(f * 4, f * 2, 4, stride=2, padding=1),
+            *g_up(cfg, f * 4, f * 2, 28, bias=True),
             g_norm(cfg, f * 2),
             g_act(cfg),  # (f*2) x 28 x 28
             nn.ConvTranspose2d(f * 2, c, 3, stride=1, padding=1),
@@ -138,7 +140,8 @@ class Conv28:
             nn.Conv2d(f, f * 2, 4, stride=2, padding=1),
             *d_norm(cfg, f * 2),
             d_act(cfg),  # (f*2) x 7 x 7
-            nn.Conv2d(f * 2, f * 4, 4, stride=2, padding=1),
+            *d_mbstd(cfg),  # (+1 channel with d_mbstd)
+            nn.Conv2d(f * 2 + cfg.d_mbstd, f * 4, 4, stride=2, padding=1),
             d_act(cfg),  # (f*4) x 3 x 3
             nn.Flatten(1),
         ), f * 4 * 3 * 3
@@ -164,8 +167,9 @@ class MLP:
     def discriminator(cfg: GANConfig) -> tuple[nn.Module, int]:
         sizes = [cfg.channels * cfg.image_size**2, *cfg.d_hidden]
         layers: list[nn.Module] = [nn.Flatten(1)]  # (c*H*W,)
-        for n_in, n_out in pairwise(sizes):
-            layers += [nn.Linear(n_in, n_out), d_act(cfg)]
+        for i, (n_in, n_out) in enumerate(pairwise(sizes)):
+            last = i == len(sizes) - 2  # the minibatch-std feature joins before the last hidden layer
+            layers += [*(d_mbstd(cfg) if last else []), nn.Linear(n_in + (cfg.d_mbstd and last), n_out), d_act(cfg)]
         return nn.Sequential(*layers), sizes[-1]
 
 

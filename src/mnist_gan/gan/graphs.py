@@ -22,7 +22,9 @@ import torch
 WARMUP_STEPS = 3  # eager steps on a side stream before the capture (PyTorch's whole-network capture recipe)
 
 
-def graph_unsupported(device: torch.device, world: int, compiled: bool, random_penalty: bool) -> str | None:
+def graph_unsupported(
+    device: torch.device, world: int, compiled: bool, random_penalty: bool, lazy: bool = False
+) -> str | None:
     """Why a run cannot replay its step as a CUDA graph, or None when it can."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device (this run is on {device.type})"
@@ -32,6 +34,8 @@ def graph_unsupported(device: torch.device, world: int, compiled: bool, random_p
         return "compile: true (torch.compile handles its own graphs)"
     if random_penalty:
         return "the gradient penalty draws random interpolates from a generator a graph does not own"
+    if lazy:
+        return "lazy regularization (reg_every > 1) alternates two different steps"
     return None
 
 

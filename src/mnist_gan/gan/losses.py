@@ -8,12 +8,16 @@ The shape follows StudioGAN's `src/utils/losses.py`: each objective is a pair
 - ``wgan-gp``: Gulrajani et al. 2017: a critic scores E[D(G(z))] - E[D(x)], plus a gradient penalty
   (`gradient_penalty`, weight `gp_weight`) and `d_steps` critic updates per G update.
 - ``lsgan``: Mao et al. 2017, least squares with targets 1 (real) and 0 (fake).
+- ``rpgan``: the relativistic pairing loss (Jolicoeur-Martineau 2018; R3GAN, Huang et al. 2024): D scores each
+  real image against the generated one it is paired with, softplus(D(G(z)) - D(x)), and G the reverse, so G's loss
+  reads D(x) too (`Objective.paired`). R3GAN pairs it with R1 and R2 (`r1_gamma`, `r2_gamma`).
 
 Regularizers take D itself and combine with any loss, each switched on by its own weight in params
-(`REGULARIZERS`): `r1_penalty` (Mescheder et al. 2018, gradient norm on real data, `r1_gamma`) and
-`gradient_penalty` (on real/fake interpolates, `gp_weight`; null = the loss's own default: 10 for wgan-gp,
-whose critic needs it, 0 otherwise). Adding a fifth loss is one `Objective` in `OBJECTIVES`; a third penalty is
-one `Regularizer` in `REGULARIZERS` plus its weight in params.yaml.
+(`REGULARIZERS`): `r1_penalty` (Mescheder et al. 2018, gradient norm on real data, `r1_gamma`), its twin on
+generated data `r2_penalty` (`r2_gamma`), and `gradient_penalty` (on real/fake interpolates, `gp_weight`; null =
+the loss's own default: 10 for wgan-gp, whose critic needs it, 0 otherwise). `reg_every` > 1 applies them lazily.
+Adding a loss is one `Objective` in `OBJECTIVES`; a penalty is one `Regularizer` in `REGULARIZERS` plus its weight
+in params.yaml.
 """
 
 from __future__ import annotations
@@ -42,10 +46,11 @@ class Reading:
 @dataclass(frozen=True)
 class Objective:
     d_loss: Callable[[Tensor, Tensor], Tensor]  # (real logits (B,), fake logits (B,)) -> scalar
-    g_loss: Callable[[Tensor], Tensor]  # fake logits (B,) -> scalar
+    g_loss: Callable[..., Tensor]  # fake logits (B,) [, real logits (B,) when paired] -> scalar
     score: Callable[[Tensor], Tensor]  # what D's output means, for the logged D(x) / D(G(z)) stats
     reading: Reading  # how the report plots that score
     gp_default: float = 0.0  # gradient penalty weight when params leave gp_weight null
+    paired: bool = False  # G's loss also reads D(x) of the real batch its fakes are paired with
 
 
 def _bce_d(real: Tensor, fake: Tensor) -> Tensor:
@@ -77,6 +82,14 @@ def _ls_d(real: Tensor, fake: Tensor) -> Tensor:
 
 def _ls_g(fake: Tensor) -> Tensor:
     return 0.5 * (fake - 1.0).square().mean()
+
+
+def _rp_d(real: Tensor, fake: Tensor) -> Tensor:
+    return F.softplus(fake - real).mean()  # -log sigmoid(D(x) - D(G(z))), pair by pair
+
+
+def _rp_g(fake: Tensor, real: Tensor) -> Tensor:
+    return F.softplus(real - fake).mean()
 
 
 def _identity(x: Tensor) -> Tensor:
@@ -115,6 +128,13 @@ OBJECTIVES: dict[str, Objective] = {
             "regression output (least squares targets)", None, ((1.0, "real target"), (0.0, "fake target"))
         ),
     ),
+    "rpgan": Objective(
+        _rp_d,
+        _rp_g,
+        score=_identity,
+        paired=True,
+        reading=Reading("raw score (RpGAN: only D(x) - D(G(z)) of a pair matters)", None, ((0.0, "zero"),)),
+    ),
 }
 
 
@@ -129,6 +149,11 @@ def _input_grad_sq(discriminator: nn.Module, x: Tensor, y: Tensor | None) -> Ten
 def r1_penalty(discriminator: nn.Module, real: Tensor, y: Tensor | None = None) -> Tensor:
     """R1 (Mescheder et al. 2018): E ||grad_x D(x)||^2 on real data; the trainer scales it by r1_gamma / 2."""
     return _input_grad_sq(discriminator, real, y).mean()
+
+
+def r2_penalty(discriminator: nn.Module, fake: Tensor, y: Tensor | None = None) -> Tensor:
+    """R2 (R3GAN, Huang et al. 2024): E ||grad_x D(x)||^2 on generated data; scaled by r2_gamma / 2."""
+    return _input_grad_sq(discriminator, fake, y).mean()
 
 
 def gradient_penalty(
@@ -159,6 +184,7 @@ REGULARIZERS: dict[str, Regularizer] = {
         "gp_weight", lambda d, real, fake, y, rng: gradient_penalty(d, real, fake, y, rng), uses_rng=True
     ),
     "r1": Regularizer("r1_gamma", lambda d, real, fake, y, rng: r1_penalty(d, real, y), scale=0.5),
+    "r2": Regularizer("r2_gamma", lambda d, real, fake, y, rng: r2_penalty(d, fake, y), scale=0.5),
 }
 
 

@@ -47,7 +47,7 @@ class Generator(nn.Module):
         if self.embed is not None:
             return self.main(torch.cat([z, self.embed(y).to(z.dtype)], dim=1))
         if isinstance(self.main, CondSequential):
-            return self.main(z, y)
+            return self.main(z, y, z if self.cfg.g_self_modulation else None)
         return self.main(z)
 
 
@@ -114,9 +114,13 @@ def dcgan_init(module: nn.Module) -> None:
     elif isinstance(module, nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
-    elif isinstance(module, ConditionalBatchNorm2d):
-        nn.init.zeros_(module.gain.weight)
-        nn.init.zeros_(module.bias.weight)
+    elif isinstance(module, ConditionalBatchNorm2d):  # after its children (apply is post-order): starts as BN
+        for part in (module.gain, module.bias):
+            if part is not None:
+                nn.init.zeros_(part.weight)
+        if module.modulation is not None:
+            nn.init.zeros_(module.modulation[-1].weight)
+            nn.init.zeros_(module.modulation[-1].bias)
 
 
 def pytorch_init(module: nn.Module) -> None:

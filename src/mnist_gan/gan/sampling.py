@@ -8,7 +8,7 @@ import torch
 
 from mnist_gan.errors import PipelineError
 from mnist_gan.gan.models import Generator, asks_digits, random_labels
-from mnist_gan.settings.configs import GANConfig
+from mnist_gan.settings.configs import recorded_gan
 from mnist_gan.storage import load_torch
 
 
@@ -19,7 +19,7 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> Generator:
     if not isinstance(config, dict) or not isinstance(state, dict):
         raise PipelineError(f"{path} is not a generator weights file (no 'config' and 'state_dict')")
     try:
-        generator = Generator(GANConfig(**config))
+        generator = Generator(recorded_gan(config))
         generator.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0][:200]

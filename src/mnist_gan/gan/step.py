@@ -31,12 +31,15 @@ def train_step(
     autocast=contextlib.nullcontext,
     joint_d: bool = False,
     rng: torch.Generator | None = None,
+    regularize: bool = True,
 ) -> dict[str, torch.Tensor]:
     """One G update after cfg.d_steps D updates; returns detached stats (stats of the last D update).
 
     real: (d_steps, B, C, H, W) in [-1, 1]; z: (d_steps, B, *latent); y: labels (d_steps, B) or None.
     joint_d: score real and fake in one D pass. Same maths when D has no batch statistics (no BatchNorm),
     half the per-call overhead, which is what bounds small MLPs.
+    regularize: add the penalties (R1, R2, GP) at this step; with lazy regularization (`reg_every` k > 1) the
+    trainer asks every k-th step, and each penalty is weighted k times (StyleGAN2's lazy R1).
     """
     objective = OBJECTIVES[cfg.loss]
     labels = [None] * len(real) if y is None else list(y)
@@ -52,8 +55,9 @@ def train_step(
                 logits_real = discriminator(x, lab).float()
                 logits_fake = discriminator(fake.detach(), lab).float()
             loss_d = objective.d_loss(logits_real, logits_fake)
-            for weight, regularizer in active_regularizers(cfg):
-                loss_d = loss_d + regularizer.scale * weight * regularizer.penalty(discriminator, x, fake, lab, rng)
+            for weight, regularizer in active_regularizers(cfg) if regularize else ():
+                penalty = regularizer.penalty(discriminator, x, fake, lab, rng)
+                loss_d = loss_d + regularizer.scale * weight * cfg.reg_every * penalty
         loss_d.backward()
         opt_d.step()
 
@@ -65,7 +69,13 @@ def train_step(
     critic.requires_grad_(False)
     try:
         with autocast():
-            loss_g = objective.g_loss(critic(fake, lab).float())
+            logits = critic(fake, lab).float()
+            if objective.paired:  # the real images these fakes are paired with, scored by the current D
+                with torch.no_grad():
+                    paired_real = critic(x, lab).float()
+                loss_g = objective.g_loss(logits, paired_real)
+            else:
+                loss_g = objective.g_loss(logits)
         loss_g.backward()
     finally:
         critic.requires_grad_(True)
@@ -85,7 +95,8 @@ def active_regularizers(cfg: TrainConfig) -> list[tuple[float, Regularizer]]:
 
 
 def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig, capturable: bool = False):
-    """Adam for G and D. `capturable`: step counters on the device, so a CUDA graph can replay the update."""
+    """Adam for G and D. `capturable`: step counters and learning rates as tensors on the device, so a CUDA graph
+    replays the update and a schedule can still change the rate (`Trainer.set_lr` fills the tensor)."""
     betas = (cfg.beta1, cfg.beta2)
     # fused: one kernel for the whole update instead of several per parameter (the MLP GAN is bound by
     # per-call overhead); elementwise, so still deterministic. foreach where fused is unsupported.
@@ -93,8 +104,12 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainCo
     kind = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
     if capturable:
         kind["capturable"] = True
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=betas, **kind)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d or cfg.lr, betas=betas, **kind)
+    lr_g, lr_d = cfg.lr, cfg.lr_d or cfg.lr
+    if capturable:
+        where = next(generator.parameters()).device
+        lr_g, lr_d = torch.tensor(lr_g, device=where), torch.tensor(lr_d, device=where)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=betas, **kind)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas, **kind)
     return opt_g, opt_d
 
 

@@ -27,6 +27,7 @@ from mnist_gan.gan.ema import EMA, recalibrate_bn
 from mnist_gan.gan.graphs import GraphedStep, graph_unsupported
 from mnist_gan.gan.models import asks_digits, has_batch_stats, is_convolutional, random_labels, weights_file
 from mnist_gan.gan.parallel import check_replicas, unwrap
+from mnist_gan.gan.schedules import is_constant, lr_factor
 from mnist_gan.gan.step import STATS, active_regularizers, autocast_for, make_optimizers, train_step
 from mnist_gan.settings.configs import GANConfig, TrainConfig
 from mnist_gan.settings.params import digest
@@ -110,6 +111,14 @@ def fixed_inputs(latent_shape: tuple[int, ...], cfg: GANConfig, seed: int) -> tu
     return z, torch.arange(cfg.num_classes).repeat_interleave(8)
 
 
+def ema_decay(cfg: TrainConfig, world: int = 1) -> float:
+    """The EMA's decay per step: `ema_decay`, or from `ema_kimg` (a half-life in images, StyleGAN2-ADA's rule),
+    0.5 ** (images per G step / half-life). 0 = no EMA."""
+    if cfg.ema_kimg is None:
+        return cfg.ema_decay
+    return 0.5 ** (cfg.batch_size * world / (cfg.ema_kimg * 1000))
+
+
 class Trainer:
     """Models, optimizers, data and RNG of one process: `fit` trains the run, `run_epoch` one pass over its shard."""
 
@@ -127,10 +136,12 @@ class Trainer:
     ):
         # the whole step replayed as one CUDA graph where the run allows it (gan/graphs.py)
         random_penalty = any(r.uses_rng for _, r in active_regularizers(cfg))
-        why = graph_unsupported(device, world, cfg.compile, random_penalty)
+        lazy = cfg.reg_every > 1 and bool(active_regularizers(cfg))
+        why = graph_unsupported(device, world, cfg.compile, random_penalty, lazy)
         self.eager_why = why if cuda_graph else "the eager step was asked for"  # None: replayed as a graph
         self.opt_g, self.opt_d = make_optimizers(generator, discriminator, cfg, capturable=self.eager_why is None)
-        self.ema = EMA(unwrap(generator), cfg.ema_decay, cfg.ema_rampup) if cfg.ema_decay > 0 else None
+        decay = ema_decay(cfg, world)
+        self.ema = EMA(unwrap(generator), decay, cfg.ema_rampup) if decay > 0 else None
         if cfg.compile:
             generator, discriminator = torch.compile(generator), torch.compile(discriminator)
         self.generator, self.discriminator = generator, discriminator  # possibly DDP-wrapped
@@ -149,6 +160,8 @@ class Trainer:
                 f"batch_size {cfg.batch_size} x {world} process(es) x d_steps {cfg.d_steps} "
                 f"exceeds the {images_u8.shape[0]} training images"
             )
+        self.total_steps = cfg.epochs * self.steps_per_epoch  # what the learning-rate schedule spans
+        self.warmup_steps = round(cfg.lr_warmup * self.steps_per_epoch)
         self.autocast = autocast_for(cfg.precision, device)
         self.precision_why = ""  # set by whoever resolved the precision (build.build_trainer)
         self.graphed = GraphedStep(self.step) if self.eager_why is None else None
@@ -246,7 +259,10 @@ class Trainer:
         in_window, done = 0, 0
         for idx in self.batches(epoch):
             z = torch.randn(*idx.shape, *self.latent_shape, device=dev, generator=self.noise_rng)
-            stats = self.graphed(idx, z) if self.graphed is not None else self.step(idx, z)
+            number = first_step + done  # this step's place in the whole run (0-based)
+            if not is_constant(cfg.lr_schedule, self.warmup_steps):
+                self.set_lr(lr_factor(cfg.lr_schedule, self.warmup_steps, number, self.total_steps))
+            stats = self.graphed(idx, z) if self.graphed is not None else self.step(idx, z, number=number)
             if self.ema is not None:
                 self.ema.update(self.g, first_step + done)
             step_t += 1
@@ -271,17 +287,29 @@ class Trainer:
                 break
         return dict(zip(STATS, (total / done).tolist(), strict=True))
 
-    def step(self, idx: torch.Tensor, z: torch.Tensor, in_graph: bool = False) -> torch.Tensor:
+    def step(self, idx: torch.Tensor, z: torch.Tensor, in_graph: bool = False, number: int = 0) -> torch.Tensor:
         """One `train_step` on the training images at `idx` (d_steps, B) with noise `z`: the stats (STATS) stacked.
-        `in_graph`: autocast without its weight cache, as a CUDA graph capture needs (same values)."""
+        `in_graph`: autocast without its weight cache, as a CUDA graph capture needs (same values). `number`: the
+        step's place in the run, which decides whether a lazy penalty applies (every `reg_every`-th step)."""
         real = to_float(self.images[idx])  # (d_steps, B, C, H, W)
         if self.conv:
             real = real.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(real.shape)
         y = None if self.labels is None else self.labels[idx]
         models = (self.generator, self.discriminator, self.opt_g, self.opt_d)
         autocast = autocast_for(self.cfg.precision, self.device, cache=not in_graph)
-        stats = train_step(*models, real, z, self.cfg, y, autocast, self.joint_d, self.noise_rng)
+        regularize = number % self.cfg.reg_every == 0
+        stats = train_step(*models, real, z, self.cfg, y, autocast, self.joint_d, self.noise_rng, regularize)
         return torch.stack(list(stats.values()))
+
+    def set_lr(self, factor: float) -> None:
+        """Both optimizers' learning rates at `factor` x their settings (lr, lr_d); in place where a CUDA graph
+        reads them as tensors."""
+        for opt, base in ((self.opt_g, self.cfg.lr), (self.opt_d, self.cfg.lr_d or self.cfg.lr)):
+            for group in opt.param_groups:
+                if isinstance(group["lr"], torch.Tensor):
+                    group["lr"].fill_(base * factor)
+                else:
+                    group["lr"] = base * factor
 
     def best_generator(self) -> nn.Module:
         """The generator that samples best, ready to sample: the EMA generator with its BatchNorm statistics
@@ -320,6 +348,8 @@ class Trainer:
             opt.load_state_dict(state[key])
             for group in opt.param_groups:  # a checkpoint from another device or step mode: this run's own
                 group["capturable"] = self.graphed is not None
+                if self.graphed is not None and not isinstance(group["lr"], torch.Tensor):
+                    group["lr"] = torch.tensor(group["lr"], device=self.device)
         if self.ema is not None:
             self.ema.model.load_state_dict(state["ema"])
         rng = state["rng"]

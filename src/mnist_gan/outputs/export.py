@@ -22,7 +22,7 @@ from torch import nn
 
 from mnist_gan.errors import PipelineError
 from mnist_gan.gan.models import Generator, asks_digits
-from mnist_gan.settings.configs import GANConfig
+from mnist_gan.settings.configs import GANConfig, recorded_gan
 from mnist_gan.storage import atomic_path, write_bytes
 
 ONNX_TOLERANCE = 1e-4  # max |onnxruntime - torch| of any pixel (images in [-1, 1]); ~1e-7 measured, fp32 both ways
@@ -63,7 +63,7 @@ def git_revision(cwd: Path = Path(".")) -> str:
 
 def metadata(weights: dict, metrics: dict | None, revision: str) -> dict[str, str]:
     """The string -> string header both exported files carry (safetensors and ONNX allow only strings)."""
-    cfg = GANConfig(**weights["config"])
+    cfg = recorded_gan(weights["config"])
     meta = {
         "format": "mnist-gan generator 1",
         "kind": model_kind(cfg),
@@ -99,7 +99,7 @@ def load_safetensors(path: Path, device: str | torch.device = "cpu") -> Generato
         raise PipelineError(f"{path} is not a readable safetensors file: {str(e).splitlines()[0][:160]}") from None
     if "config" not in meta:
         raise PipelineError(f"{path} has no generator config in its metadata")
-    generator = Generator(GANConfig(**json.loads(meta["config"])))
+    generator = Generator(recorded_gan(json.loads(meta["config"])))
     generator.load_state_dict(state)
     return generator.to(device).eval()
 

@@ -30,6 +30,8 @@ from mnist_gan.settings.rules import (
 )
 
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast where the device runs bf16 natively, else fp32
+SCHEDULES = ("constant", "linear", "cosine")  # gan/schedules.py: the learning rate over the run
+UPSAMPLING = ("transposed", "nearest")  # how G doubles its resolution (gan/layers.py `upsample`)
 
 
 def setting(rule: Rule, help: str) -> Any:
@@ -58,7 +60,23 @@ class GANConfig:
     class_prior: list[float] | None = None  # derived, self-conditioning: each cluster's share of the training
     #   images; y is then a cluster id drawn from it, never a digit: an unconditional model to its user
     spectral_norm: bool = setting(boolean(), "spectral normalization of every D layer (D then has no BatchNorm)")
+    d_mbstd: bool = setting(boolean(), "a minibatch standard deviation channel before D's last layer (StyleGAN)")
+    g_upsample: str = setting(
+        choice(*UPSAMPLING), "conv models: transposed (ConvTranspose2d) | nearest (Upsample + Conv2d 3x3)"
+    )
+    g_self_modulation: bool = setting(
+        boolean(), "unconditional G: BatchNorm gains and biases from z (Chen et al. 2019) instead of fixed ones"
+    )
     d_batchnorm: bool = True  # derived: BatchNorm in D's hidden layers unless SN or a gradient penalty needs none
+
+
+# What a weights file written before a network setting existed was built with: such a file still loads.
+GAN_BEFORE = {"d_mbstd": False, "g_upsample": "transposed", "g_self_modulation": False}
+
+
+def recorded_gan(config: dict) -> GANConfig:
+    """The GANConfig a weights file records (generator.pt's "config", the safetensors metadata)."""
+    return GANConfig(**{**GAN_BEFORE, **config})
 
 
 @dataclass(kw_only=True)
@@ -67,6 +85,8 @@ class TrainConfig:
 
     lr: float = setting(number(gt=0.0, lt=1.0), "Adam learning rate of G")
     lr_d: float | None = setting(optional(number(gt=0.0, lt=1.0)), "Adam learning rate of D; null = lr")
+    lr_schedule: str = setting(choice(*SCHEDULES), "both learning rates over the run: constant | linear | cosine to 0")
+    lr_warmup: float = setting(number(ge=0.0, le=100.0), "epochs of linear learning-rate warm-up from 0; 0 = none")
     beta1: float = setting(number(ge=0.0, lt=1.0), "Adam beta1")
     beta2: float = setting(number(ge=0.0, lt=1.0), "Adam beta2")
     batch_size: int = setting(integer(1, 65536), "images per step (per process under torchrun)")
@@ -77,14 +97,20 @@ class TrainConfig:
     channels_last: bool = setting(boolean(), "NHWC activations for conv models")
     compile: bool = setting(boolean(), "torch.compile G and D")
     loss: str = setting(
-        registered("mnist_gan.gan.losses", "OBJECTIVES"), "the objective: hinge | bce | wgan-gp | lsgan"
+        registered("mnist_gan.gan.losses", "OBJECTIVES"), "the objective: hinge | bce | wgan-gp | lsgan | rpgan"
     )
     d_steps: int = setting(integer(1, 100), "D updates per G update, each on its own real batch")
     gp_weight: float | None = setting(
         optional(number(ge=0.0, lt=1e4)), "gradient penalty weight, any loss; null = the loss's own"
     )
     r1_gamma: float = setting(number(ge=0.0, lt=1e4), "R1 penalty weight on real data, any loss; 0 = off")
+    r2_gamma: float = setting(number(ge=0.0, lt=1e4), "R2 penalty weight on generated data (R3GAN); 0 = off")
+    reg_every: int = setting(integer(1, 64), "R1/R2/GP every this many D updates, scaled up to match (lazy); 1 = all")
     ema_decay: float = setting(number(ge=0.0, lt=1.0), "EMA of G's weights; 0 = off")
+    ema_kimg: float | None = setting(
+        optional(number(gt=0.0, le=1e5)),
+        "EMA half-life in thousands of images (StyleGAN2-ADA: 10 x batch/32); sets the decay; null = ema_decay",
+    )
     ema_rampup: float | None = setting(
         optional(number(gt=0.0, le=1.0)), "EMA half-life cap as a share of images seen; null = (1+t)/(10+t) ramp"
     )
