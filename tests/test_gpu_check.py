@@ -65,6 +65,7 @@ def test_graph_unsupported_says_why():
     assert "DDP" in graph_unsupported(cuda, 2, False, False)
     assert "compile" in graph_unsupported(cuda, 1, True, False)
     assert "gradient penalty" in graph_unsupported(cuda, 1, False, True)
+    assert "lazy regularization" in graph_unsupported(cuda, 1, False, False, lazy=True)
     assert graph_unsupported(cuda, 1, False, False) is None
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_gan.gan.losses import OBJECTIVES, gradient_penalty, r1_penalty
+from mnist_gan.gan.losses import OBJECTIVES, gradient_penalty, r1_penalty, r2_penalty
 
 REAL = torch.tensor([2.0, 0.5])
 FAKE = torch.tensor([-1.0, 0.0])
@@ -16,6 +16,17 @@ FAKE = torch.tensor([-1.0, 0.0])
 
 def softplus(x: float) -> float:
     return math.log1p(math.exp(x))
+
+
+def test_rpgan_scores_each_pair_and_only_their_difference():
+    rp = OBJECTIVES["rpgan"]
+    # D: -log sigmoid(D(x_i) - D(G(z_i))) pair by pair; G: the reverse
+    want_d = (softplus(-(2.0 - -1.0)) + softplus(-(0.5 - 0.0))) / 2
+    assert rp.d_loss(REAL, FAKE).item() == pytest.approx(want_d, rel=1e-6)
+    assert rp.g_loss(FAKE, REAL).item() == pytest.approx((softplus(3.0) + softplus(0.5)) / 2, rel=1e-6)
+    shift = torch.tensor(5.0)  # relativistic: moving both scores of a pair changes nothing
+    assert rp.d_loss(REAL + shift, FAKE + shift).item() == pytest.approx(want_d, rel=1e-6)
+    assert rp.paired and not any(o.paired for k, o in OBJECTIVES.items() if k != "rpgan")
 
 
 def test_bce_is_the_non_saturating_loss():
@@ -101,6 +112,30 @@ def test_penalties_are_zero_for_a_constant_d():
 def test_r1_is_the_squared_input_gradient_norm():
     d = Linear(torch.tensor([3.0, 4.0]))
     assert r1_penalty(d, torch.randn(5, 2)).item() == pytest.approx(25.0)
+    assert r2_penalty(d, torch.randn(5, 2)).item() == pytest.approx(25.0)  # R2: the same on generated data
+
+
+def test_lazy_regularization_weighs_the_penalty_by_its_interval():
+    """reg_every k: the penalty at every k-th step, k times as heavy (its mean weight unchanged); the steps in
+    between are plain steps of the objective."""
+    from mnist_gan.gan.step import train_step
+    from tests.conftest import DEFAULTS
+
+    torch.manual_seed(0)
+    x, z = torch.randn(1, 4, 2), torch.randn(1, 4, 2)
+
+    def loss_d(r1: float, every: int, regularize: bool) -> float:
+        g, d = nn.Linear(2, 2), Linear(torch.tensor([3.0, 4.0]))
+        g.load_state_dict({"weight": torch.eye(2), "bias": torch.zeros(2)})
+        cfg = replace(DEFAULTS.train, r1_gamma=r1, r2_gamma=0.0, gp_weight=0.0, reg_every=every, loss="hinge")
+        opts = torch.optim.SGD(g.parameters(), lr=0.0), torch.optim.SGD(d.parameters(), lr=0.0)
+        wrapped = lambda noise, y=None: g(noise)  # noqa: E731
+        return train_step(wrapped, d, *opts, x, z, cfg, regularize=regularize)["loss_d"].item()
+
+    plain = loss_d(0.0, 1, True)
+    assert loss_d(1.0, 1, True) == pytest.approx(plain + 0.5 * 25.0)  # R1 = gamma / 2 x |w|^2
+    assert loss_d(1.0, 4, True) == pytest.approx(plain + 4 * 0.5 * 25.0)
+    assert loss_d(1.0, 4, False) == pytest.approx(plain)
 
 
 def test_gradient_penalty_is_zero_for_a_unit_gradient_and_differentiable():

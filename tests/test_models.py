@@ -185,3 +185,59 @@ def test_weights_round_trip(tmp_path, name):
     loaded = load_generator(tmp_path / "generator.pt")
     z = torch.randn(2, *generator.latent_shape)
     assert torch.equal(loaded(z), generator(z))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_minibatch_std_and_nearest_upsampling_build_for_every_family(name):
+    """d_mbstd adds one channel (or feature) before D's last layer; g_upsample: nearest replaces every stride-2
+    ConvTranspose2d of a conv G with Upsample + 3x3 Conv2d; shapes, ranges and a training step still hold."""
+    cfg = config(name, d_mbstd=True, g_upsample="nearest")
+    generator, discriminator = build_gan(cfg, "dcgan")
+    z = torch.randn(8, *generator.latent_shape)
+    images = generator(z)
+    assert images.shape == (8, 1, cfg.image_size, cfg.image_size) and images.abs().max() <= 1
+    assert discriminator(images).shape == (8,)
+    assert any(type(m).__name__ == "MinibatchStdDev" for m in discriminator.modules())
+    strided = [m for m in generator.modules() if isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2)]
+    assert strided == []
+    if name not in ("mlp", "mlp-small"):
+        assert any(isinstance(m, nn.Upsample) for m in generator.modules())
+
+
+def test_minibatch_std_groups_consecutive_samples():
+    """A joint D pass holds B reals then B fakes: with B a multiple of the group, no group mixes them."""
+    from mnist_gan.gan.layers import MinibatchStdDev
+
+    same = torch.ones(4, 3, 2, 2)  # a group of identical samples: no variety
+    varied = torch.randn(4, 3, 2, 2) * 5
+    out = MinibatchStdDev(group=4)(torch.cat([same, varied]))
+    assert out.shape == (8, 4, 2, 2)
+    assert out[:4, 3].max() < 1e-3 and out[4:, 3].min() > 1  # each group sees only its own samples
+    assert torch.equal(out[:, :3], torch.cat([same, varied]))
+    assert MinibatchStdDev(group=4)(torch.randn(6, 5)).shape == (6, 6)  # 6 samples: groups of 3, flat features
+
+
+def test_self_modulation_starts_as_batchnorm_and_then_listens_to_z():
+    from mnist_gan.gan.models import dcgan_init
+
+    layer = ConditionalBatchNorm2d(8, num_classes=0, latent_dim=4)
+    layer.apply(dcgan_init)
+    x = torch.randn(16, 8, 3, 3)
+    z1, z2 = torch.randn(16, 4), torch.randn(16, 4)
+    assert torch.equal(layer(x, None, z1), layer(x, None, z2))  # zero-initialised: plain BN
+    nn.init.normal_(layer.modulation[-1].weight)
+    assert not torch.allclose(layer(x, None, z1), layer(x, None, z2))
+    cfg = config("dcgan", g_self_modulation=True)  # unconditional, no clusters: z alone steers every BN
+    generator = build_gan(cfg, "dcgan")[0]
+    assert sum(isinstance(m, ConditionalBatchNorm2d) and m.modulation is not None for m in generator.modules()) == 3
+
+
+def test_a_weights_file_from_before_the_new_network_settings_still_loads(tmp_path):
+    generator = build_gan(config("dcgan"), "dcgan")[0].eval()
+    old = weights_file(generator)
+    for key in ("d_mbstd", "g_upsample", "g_self_modulation"):
+        del old["config"][key]
+    save_torch(old, tmp_path / "generator.pt")
+    loaded = load_generator(tmp_path / "generator.pt")
+    z = torch.randn(4, *generator.latent_shape)
+    assert torch.equal(loaded(z), generator(z))
