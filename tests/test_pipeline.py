@@ -5,6 +5,7 @@ import dataclasses
 import json
 import re
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,6 +138,56 @@ def test_the_library_has_no_import_cycles():
 
     for module in sorted(graph):
         visit(module)
+
+
+# The package's layers, bottom first (README "Layout"): a module imports only from its own layer or those below.
+LAYERS = (
+    ("mnist_gan.errors",),
+    ("mnist_gan.settings",),
+    ("mnist_gan.storage", "mnist_gan.runtime"),
+    ("mnist_gan.data",),
+    ("mnist_gan.gan",),
+    ("mnist_gan.evaluation",),
+    ("mnist_gan.outputs",),
+    ("mnist_gan.sweep", "mnist_gan.serving", "mnist_gan.stage", "mnist_gan.cli"),
+)
+
+
+def layer_of(module: str) -> int:
+    found = [i for i, layer in enumerate(LAYERS) for top in layer if module == top or module.startswith(top + ".")]
+    assert len(found) == 1, f"{module} belongs to no layer of LAYERS (or to two)"
+    return found[0]
+
+
+def imports_against_the_layers(modules: dict[str, Path]) -> list[str]:
+    """'a -> b' for every import (module level, in a function, or through importlib) of a higher layer."""
+    return [
+        f"{name} -> {imported}"
+        for name, path in modules.items()
+        for imported in sorted(imported_modules(path.read_text()))
+        if imported != "mnist_gan" and layer_of(imported) > layer_of(name)
+    ]
+
+
+def test_imports_run_down_the_layers():
+    """settings < storage, runtime < data < gan < evaluation < outputs < sweep, serving, stage, cli; importlib
+    counts: the settings validate `model` without importing gan/, from names of their own."""
+    assert imports_against_the_layers(library_modules()) == []
+
+
+def test_the_layer_check_sees_an_import_against_the_order(tmp_path):
+    """The check fails for an upward import, whether written as an import or through importlib."""
+    modules = dict(library_modules())
+    for i, source in enumerate(
+        (
+            "from mnist_gan.gan.families import FAMILIES\n",
+            "import importlib\nF = importlib.import_module('mnist_gan.gan.families')\n",
+        )
+    ):
+        path = tmp_path / f"leak{i}.py"
+        path.write_text(source)
+        modules["mnist_gan.settings.rules"] = path
+        assert imports_against_the_layers(modules) == ["mnist_gan.settings.rules -> mnist_gan.gan.families"]
 
 
 def settings_read(script: str) -> set[str]:

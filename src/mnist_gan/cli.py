@@ -15,23 +15,24 @@ from pathlib import Path
 
 
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    from mnist_gan.serving.server import ServeError, run_server
+    from mnist_gan.errors import PipelineError
+    from mnist_gan.serving.server import run_server
 
     try:
         run_server(args.model, args.host, args.port, args.workers, args.threads)
-    except ServeError as e:
-        parser.exit(2, f"error: {e}\n")
+    except PipelineError as e:  # ServeError: exit code 2
+        parser.exit(e.exit_code, f"error: {e}\n")
 
 
 def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from mnist_gan.errors import PipelineError
-    from mnist_gan.outputs.compare import NothingToCompare, write_comparison
+    from mnist_gan.outputs.compare import write_comparison
 
     try:
         shown, problems = write_comparison(args.repo, args.revisions, args.out)
-    except NothingToCompare as e:
-        parser.exit(2, f"error: {e}\n")
-    except (PipelineError, OSError) as e:
+    except PipelineError as e:  # NothingToCompare: exit code 2
+        parser.exit(e.exit_code, f"error: {e}\n")
+    except OSError as e:
         parser.exit(1, f"error: {e}\n")
     for line in problems:
         print(f"warning: {line}", file=sys.stderr)
@@ -39,8 +40,8 @@ def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from mnist_gan.errors import PipelineError
     from mnist_gan.sweep.driver import SweepOptions, run_sweep
-    from mnist_gan.sweep.grid import SweepError
 
     options = SweepOptions(
         settings=args.set_param,
@@ -59,8 +60,8 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     )
     try:
         code = run_sweep(options)
-    except SweepError as e:
-        parser.exit(2, f"error: {e}\n")
+    except PipelineError as e:  # SweepError: exit code 2
+        parser.exit(e.exit_code, f"error: {e}\n")
     sys.exit(code)
 
 

@@ -30,7 +30,7 @@ def params_or_exit() -> Params:
     try:
         return load_params()
     except ParamsError as e:
-        fail(str(e), code=2)
+        fail(str(e), code=e.exit_code)
 
 
 def checked(key: str) -> Callable[[Any], Any]:
@@ -86,10 +86,8 @@ def run(app: typer.Typer) -> None:
         code = app(standalone_mode=False)
     except KeyboardInterrupt:
         fail(INTERRUPTED, code=130)
-    except ParamsError as e:
-        fail(str(e), code=2)
-    except PipelineError as e:
-        fail(str(e))
+    except PipelineError as e:  # ParamsError among them: exit code 2
+        fail(str(e), code=e.exit_code)
     except OSError as e:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         fail(f"cannot read or write{where}: {e.strerror or e}")

@@ -1,9 +1,9 @@
 """One entry per metric: its key, labels, which way is better and its format.
 
-`METRICS`: the evaluate stage's (results/evaluate/metrics.json, in this order); `TRAINING`: the curves the train
-stage logs (DVCLive). The report, the compare page, the model card, the curves and the train stage's progress
-lines take labels and directions from here (torch-free: a tool can read it without importing torch). A new evaluate
-metric is one entry below plus one function in `metrics.py` registered with `@metric(key)`.
+`METRICS`: the evaluate stage's (results/evaluate/metrics.json, in this order). The report, the compare page, the
+model card and the sweep's table take labels and directions from here (torch-free: a tool can read it without
+importing torch); the training curves' words live with the figures (outputs/curves.py). A new evaluate metric is
+one entry below plus one function in `metrics.py` registered with `@metric(key)`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ class Metric:
     key: str  # in results/evaluate/metrics.json ("generated" and "real_floor")
     label: str  # long label (report, model card)
     short: str  # column header (compare page)
-    better: str | None  # "lower" | "higher"; None for a training curve with no better direction (a GAN loss)
+    better: str  # "lower" | "higher"
     fmt: str = ".4g"  # format spec of one value
     headline: bool = False  # a column of the compare page and a metric of the model card
 
     def best(self, values: list[float]) -> float:
-        assert self.better is not None, f"{self.key} has no better direction"
         return min(values) if self.better == "lower" else max(values)
 
     def format(self, value) -> str:
@@ -49,16 +48,5 @@ METRICS: dict[str, Metric] = {
         Metric("nn_dist_mean", "mean L2 to nearest training image (higher = less copying)", "NN dist", "higher", ".3f"),
         Metric("nn_dist_min", "min L2 to nearest training image (higher = less copying)", "NN min", "higher", ".3f"),
         Metric("closer_than_test_1pct", "share closer than 99% of test images", "near copies", "lower", ".4f"),
-    )
-}
-
-TRAINING: dict[str, Metric] = {
-    m.key: m
-    for m in (  # keys: DVCLive names under results/train/plots/metrics
-        Metric("train/loss_d", "loss D", "loss_d", None, ".4f"),
-        Metric("train/loss_g", "loss G", "loss_g", None, ".4f"),
-        Metric("train/d_real", "D(x)", "D(x)", None, ".4f"),
-        Metric("train/d_fake", "D(G(z))", "D(G(z))", None, ".4f"),
-        Metric("quality/fid", "FID per epoch (EMA generator, classifier features)", "FID", "lower", ".4f"),
     )
 }

@@ -13,6 +13,12 @@ from mnist_gan.storage import load_torch
 PACKAGE = Path(mnist_gan.__file__).parent
 
 
+def settings_digest(values: dict) -> str:
+    """A short stable fingerprint of a run's settings (sha256 of their canonical JSON, 16 hex digits): generator.pt
+    records it beside the settings, so a pulled generator says how it was trained."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def fingerprint(settings: dict, data_digest: str, package: Path = PACKAGE) -> str:
     """Identity of a training run: resume only from a checkpoint with the same settings, data and code (every
     module of the package, subpackages included, by path and content)."""

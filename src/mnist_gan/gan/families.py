@@ -20,6 +20,7 @@ from itertools import pairwise
 from torch import nn
 
 from mnist_gan.gan.layers import CondSequential, d_act, d_bias, d_mbstd, d_norm, g_act, g_norm, g_up
+from mnist_gan.settings.configs import MODELS as NAMES
 from mnist_gan.settings.configs import GANConfig
 
 
@@ -175,6 +176,7 @@ class MLP:
 
 FAMILIES = {"dcgan": DCGAN28, "dcgan64": DCGAN64, "conv": Conv28, "mlp": MLP}
 MODELS = tuple(FAMILIES)
+assert {k: f.image_size for k, f in FAMILIES.items()} == NAMES, "configs.MODELS names the families and their sizes"
 
 
 def family(cfg: GANConfig):

@@ -29,18 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_gan.settings.configs import TrainConfig
+from mnist_gan.settings.configs import LOSSES, TrainConfig
 
 Tensor = torch.Tensor
-
-
-@dataclass(frozen=True)
-class Reading:
-    """How to read the logged D(x) / D(G(z)) of an objective: axis label, range, reference lines."""
-
-    label: str
-    limits: tuple[float, float] | None = None  # fixed axis range (a probability), else fitted to the data
-    guides: tuple[tuple[float, str], ...] = ()  # (value, what it means) drawn as horizontal lines
 
 
 @dataclass(frozen=True)
@@ -48,7 +39,6 @@ class Objective:
     d_loss: Callable[[Tensor, Tensor], Tensor]  # (real logits (B,), fake logits (B,)) -> scalar
     g_loss: Callable[..., Tensor]  # fake logits (B,) [, real logits (B,) when paired] -> scalar
     score: Callable[[Tensor], Tensor]  # what D's output means, for the logged D(x) / D(G(z)) stats
-    reading: Reading  # how the report plots that score
     gp_default: float = 0.0  # gradient penalty weight when params leave gp_weight null
     paired: bool = False  # G's loss also reads D(x) of the real batch its fakes are paired with
 
@@ -97,45 +87,16 @@ def _identity(x: Tensor) -> Tensor:
 
 
 OBJECTIVES: dict[str, Objective] = {
-    "bce": Objective(
-        _bce_d,
-        _bce_g,
-        score=torch.sigmoid,  # D(x) is a probability
-        reading=Reading("probability of real (sigmoid of D's logit)", (0.0, 1.0), ((0.5, "undecided"),)),
-    ),
-    "hinge": Objective(
-        _hinge_d,
-        _minus_mean,
-        score=_identity,  # D(x) is a margin score
-        reading=Reading(
-            "raw score (hinge: real pushed to >= +1, fake to <= -1)",
-            None,
-            ((1.0, "real margin"), (0.0, "decision boundary"), (-1.0, "fake margin")),
-        ),
-    ),
-    "wgan-gp": Objective(
-        _wasserstein_d,
-        _minus_mean,
-        score=_identity,
-        gp_default=10.0,  # a critic value
-        reading=Reading("critic value (D(x) - D(G(z)) estimates the Wasserstein distance)", None, ((0.0, "zero"),)),
-    ),
-    "lsgan": Objective(
-        _ls_d,
-        _ls_g,
-        score=_identity,  # regressed towards 1 (real) and 0 (fake)
-        reading=Reading(
-            "regression output (least squares targets)", None, ((1.0, "real target"), (0.0, "fake target"))
-        ),
-    ),
-    "rpgan": Objective(
-        _rp_d,
-        _rp_g,
-        score=_identity,
-        paired=True,
-        reading=Reading("raw score (RpGAN: only D(x) - D(G(z)) of a pair matters)", None, ((0.0, "zero"),)),
-    ),
+    # score: what the logged D(x) / D(G(z)) are (outputs/curves.py READINGS says how a person reads them)
+    "bce": Objective(_bce_d, _bce_g, score=torch.sigmoid),  # D(x) is a probability
+    "hinge": Objective(_hinge_d, _minus_mean, score=_identity),  # D(x) is a margin score
+    "wgan-gp": Objective(_wasserstein_d, _minus_mean, score=_identity, gp_default=10.0),  # a critic value
+    "lsgan": Objective(_ls_d, _ls_g, score=_identity),  # regressed towards 1 (real) and 0 (fake)
+    "rpgan": Objective(_rp_d, _rp_g, score=_identity, paired=True),  # only a pair's difference matters
 }
+
+
+assert tuple(OBJECTIVES) == LOSSES, "configs.LOSSES names the objectives params.yaml accepts"
 
 
 def _input_grad_sq(discriminator: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:

@@ -28,6 +28,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 from mnist_gan.gan.families import family
 from mnist_gan.gan.layers import ConditionalBatchNorm2d, CondSequential, d_bias
+from mnist_gan.settings.configs import INITS as INIT_NAMES
 from mnist_gan.settings.configs import GANConfig
 
 
@@ -130,6 +131,7 @@ def pytorch_init(module: nn.Module) -> None:
 
 
 INITS = {"dcgan": dcgan_init, "pytorch": pytorch_init}  # `init` in params.yaml: applied to every module
+assert tuple(INITS) == INIT_NAMES, "configs.INITS names the inits params.yaml accepts"
 
 
 def build_gan(cfg: GANConfig, init: str = "pytorch") -> tuple[Generator, Discriminator]:

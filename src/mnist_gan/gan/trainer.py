@@ -22,7 +22,7 @@ from torch import nn
 
 from mnist_gan.data.pixels import to_float
 from mnist_gan.errors import PipelineError
-from mnist_gan.gan.checkpoints import fingerprint, unfinished_state
+from mnist_gan.gan.checkpoints import fingerprint, settings_digest, unfinished_state
 from mnist_gan.gan.ema import EMA, recalibrate_bn
 from mnist_gan.gan.graphs import GraphedStep, graph_unsupported
 from mnist_gan.gan.models import asks_digits, has_batch_stats, is_convolutional, random_labels, weights_file
@@ -30,7 +30,6 @@ from mnist_gan.gan.parallel import check_replicas, unwrap
 from mnist_gan.gan.schedules import is_constant, lr_factor
 from mnist_gan.gan.step import STATS, active_regularizers, autocast_for, make_optimizers, train_step
 from mnist_gan.settings.configs import GANConfig, TrainConfig
-from mnist_gan.settings.params import digest
 from mnist_gan.storage import save_torch
 
 
@@ -219,7 +218,7 @@ class Trainer:
 
     def save(self, files: RunFiles, best: nn.Module, epoch: int, step: int, run_id: str) -> None:
         """generator.pt (the best generator, with the recorded settings), discriminator.pt, the checkpoint."""
-        record = {"ema": self.ema is not None, "params": files.record, "params_digest": digest(files.record)}
+        record = {"ema": self.ema is not None, "params": files.record, "params_digest": settings_digest(files.record)}
         save_torch({**weights_file(best), **record}, files.generator)
         save_torch(weights_file(self.d), files.discriminator)
         save_torch({**self.state_dict(), "epoch": epoch, "step": step, "run_id": run_id}, files.checkpoint)

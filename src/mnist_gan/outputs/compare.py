@@ -15,13 +15,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import yaml
 
-from mnist_gan.evaluation.registry import METRICS, TRAINING
+from mnist_gan.errors import PipelineError
+from mnist_gan.evaluation.registry import METRICS
+from mnist_gan.outputs.curves import TRAINING, parse_tsv
 from mnist_gan.outputs.figures import figure_bytes
 from mnist_gan.outputs.page import Bold, Page, yaml_cell
 
 GRID = "results/sample/grid.png"
 METRICS_FILE = "results/evaluate/metrics.json"
-CURVES = ("train/loss_d", "train/loss_g", "quality/fid")  # metric_registry.TRAINING keys: one panel each
+CURVES = ("train/loss_d", "train/loss_g", "quality/fid")  # curves.TRAINING keys: one panel each
 
 
 @dataclass
@@ -90,9 +92,7 @@ def load(repo: Path, revision: Revision, experiment: bool = True) -> Revision:
     for key in CURVES:
         path = f"results/train/plots/metrics/{key}.tsv"
         if fs.exists(path):
-            rows = [line.split("\t") for line in fs.read_text(path).splitlines()]
-            col = rows[0].index(key.split("/")[-1])
-            revision.curves[key] = ([float(r[0]) for r in rows[1:]], [float(r[col]) for r in rows[1:]])
+            revision.curves[key] = parse_tsv(fs.read_text(path))
     try:
         revision.grid = fs.read_bytes(GRID)
     except Exception:  # not in the local cache (never pulled), or never produced
@@ -124,7 +124,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def curves_figure(revisions: list[Revision]) -> plt.Figure:
+def overlaid_curves_figure(revisions: list[Revision]) -> plt.Figure:
     """One panel per curve, one colour per revision."""
     keys = [k for k in CURVES if any(k in r.curves for r in revisions)]
     fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(5 * max(1, len(keys)), 3.4), squeeze=False)
@@ -191,7 +191,7 @@ def build_page(revisions: list[Revision], problems: list[str]) -> Page:
             page.image(f"grid_{_slug(r.name)}.png", r.grid, r.name, zoom=1)  # same scale, several per row
     if any(r.curves for r in revisions):
         page.heading("Training curves")
-        page.image("curves.png", figure_bytes(curves_figure(revisions)), "One colour per revision")
+        page.image("curves.png", figure_bytes(overlaid_curves_figure(revisions)), "One colour per revision")
     return page
 
 
@@ -199,8 +199,10 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-class NothingToCompare(ValueError):
+class NothingToCompare(PipelineError, ValueError):
     """No revision named (or found) can be shown."""
+
+    exit_code = 2
 
 
 def write_comparison(repo: Path, names: list[str], out: Path) -> tuple[int, list[str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
@@ -12,7 +11,7 @@ matplotlib.use("Agg")  # no display needed; must precede pyplot
 import matplotlib.pyplot as plt
 import torch
 
-from mnist_gan.evaluation.registry import TRAINING
+from mnist_gan.outputs.curves import READINGS, TRAINING, metric_file, read_tsv
 from mnist_gan.storage import write_bytes
 
 
@@ -42,25 +41,15 @@ def sample_figure(images: torch.Tensor, title: str, labels: list[str] | None = N
     return fig
 
 
-def read_tsv(path: Path) -> tuple[list[float], list[float]]:
-    """(steps, values) of one DVCLive metric file (columns: timestamp, step, <name>)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    if not rows:
-        return [], []
-    name = [k for k in rows[0] if k not in ("timestamp", "step")][0]
-    return [float(r["step"]) for r in rows], [float(r[name]) for r in rows]
-
-
-def curves_figure(live_dir: Path, loss: str, reading) -> plt.Figure:
-    """Three panels from the train stage's DVCLive files: the losses, D(x) / D(G(z)) as `reading`
-    (losses.Reading of `loss`: a probability for bce, a raw score with its margins for hinge, ...), and the
-    per-epoch FID."""
-    metrics = Path(live_dir) / "plots" / "metrics"
+def training_curves_figure(live_dir: Path, loss: str) -> plt.Figure:
+    """Three panels from the train stage's DVCLive files: the losses, D(x) / D(G(z)) as the objective `loss` reads
+    them (`curves.READINGS`: a probability for bce, a raw score with its margins for hinge, ...), and the per-epoch
+    FID."""
+    reading = READINGS[loss]
     fig, (ax_loss, ax_d, ax_fid) = plt.subplots(1, 3, figsize=(14, 3.6))
     for ax, keys in ((ax_loss, ("train/loss_d", "train/loss_g")), (ax_d, ("train/d_real", "train/d_fake"))):
         for key in keys:
-            path = metrics / f"{key}.tsv"
+            path = metric_file(live_dir, key)
             if path.is_file():
                 ax.plot(*read_tsv(path), label=TRAINING[key].label, linewidth=1)
         ax.set_xlabel("step")
@@ -83,7 +72,7 @@ def curves_figure(live_dir: Path, loss: str, reading) -> plt.Figure:
     ax_d.set_title(f"D outputs: {reading.label}", fontsize=9)
     ax_loss.legend()
     ax_d.legend(loc="best")
-    fid = metrics / "quality/fid.tsv"
+    fid = metric_file(live_dir, "quality/fid")
     steps, values = read_tsv(fid) if fid.is_file() else ([], [])
     if values:
         ax_fid.plot(steps, values, marker="o", linewidth=1)

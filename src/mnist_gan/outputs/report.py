@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 from mnist_gan.errors import PipelineError
-from mnist_gan.evaluation.registry import METRICS, TRAINING
-from mnist_gan.gan.losses import OBJECTIVES
-from mnist_gan.outputs.figures import curves_figure, figure_bytes, histogram_figure
+from mnist_gan.evaluation.registry import METRICS
+from mnist_gan.outputs.curves import READINGS, TRAINING
+from mnist_gan.outputs.figures import figure_bytes, histogram_figure, training_curves_figure
 from mnist_gan.outputs.images import epoch_grids, gif_bytes
 from mnist_gan.outputs.page import Page, yaml_cell
 from mnist_gan.settings.configs import Params, TrainConfig
@@ -62,11 +62,10 @@ def build_report(p: Params, train_dir: Path, sample_dir: Path, eval_dir: Path, b
             for k, v in train.get("epoch_mean", {}).items()
         ],
     )
-    reading = OBJECTIVES[t.loss].reading
     page.image(
         "curves.png",
-        figure_bytes(curves_figure(train_dir, t.loss, reading)),
-        f"Losses and D outputs per logged step (D outputs as {reading.label}); FID per epoch",
+        figure_bytes(training_curves_figure(train_dir, t.loss)),
+        f"Losses and D outputs per logged step (D outputs as {READINGS[t.loss].label}); FID per epoch",
     )
     samples_section(page, p, grid, sample_dir, train_dir)
     page.heading("Params")

@@ -14,8 +14,8 @@ from dvclive import Live
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mnist_gan.evaluation.registry import TRAINING
 from mnist_gan.gan.trainer import EpochEnd, Hooks, Start
+from mnist_gan.outputs.curves import TRAINING
 from mnist_gan.outputs.images import image_grid
 
 

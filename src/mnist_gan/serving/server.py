@@ -30,6 +30,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mnist_gan.errors import PipelineError
+
 MAX_N = 64  # images per request (per digit row when a conditional model draws all ten): 640 at most
 MAX_SEED = 2**32 - 1
 PAD = 2  # pixels between grid cells, as torchvision's make_grid
@@ -168,8 +170,10 @@ def create_app(model_path: Path, threads: int = 1) -> FastAPI:
     return app
 
 
-class ServeError(Exception):
+class ServeError(PipelineError):
     """The model file cannot be served (missing, or not an export onnxruntime can run)."""
+
+    exit_code = 2
 
 
 def run_server(model: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, threads: int = 1) -> None:

@@ -25,11 +25,16 @@ from mnist_gan.settings.rules import (
     integer,
     number,
     optional,
-    registered,
     text,
 )
 
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast where the device runs bf16 natively, else fp32
+# The names params.yaml accepts for the settings whose values are registry entries of the GAN layer. The registries
+# (gan/families.py FAMILIES, gan/losses.py OBJECTIVES, gan/models.py INITS, gan/schedules.py SCHEDULES) check at
+# import that they hold exactly these names, so this torch-free layer validates params without importing them.
+MODELS = {"dcgan": 28, "dcgan64": 64, "conv": 28, "mlp": None}  # family -> the image size it is built for (None: any)
+LOSSES = ("bce", "hinge", "wgan-gp", "lsgan", "rpgan")
+INITS = ("dcgan", "pytorch")
 SCHEDULES = ("constant", "linear", "cosine")  # gan/schedules.py: the learning rate over the run
 UPSAMPLING = ("transposed", "nearest")  # how G doubles its resolution (gan/layers.py `upsample`)
 
@@ -44,7 +49,7 @@ class GANConfig:
     """The networks' shape: what `Generator(cfg)` and `Discriminator(cfg)` are built from."""
 
     model: str = setting(
-        registered("mnist_gan.gan.families", "FAMILIES"),
+        choice(*MODELS),
         "dcgan (28x28) | conv | mlp | dcgan64: the architecture family",
     )
     latent_dim: int = setting(integer(1, 4096), "length of the noise vector z (channels of the noise map for conv)")
@@ -96,9 +101,7 @@ class TrainConfig:
     precision: str = setting(choice(*PRECISIONS), "auto | fp32 | bf16 (the trainer sees it resolved)")
     channels_last: bool = setting(boolean(), "NHWC activations for conv models")
     compile: bool = setting(boolean(), "torch.compile G and D")
-    loss: str = setting(
-        registered("mnist_gan.gan.losses", "OBJECTIVES"), "the objective: hinge | bce | wgan-gp | lsgan | rpgan"
-    )
+    loss: str = setting(choice(*LOSSES), "the objective: hinge | bce | wgan-gp | lsgan | rpgan")
     d_steps: int = setting(integer(1, 100), "D updates per G update, each on its own real batch")
     gp_weight: float | None = setting(
         optional(number(ge=0.0, lt=1e4)), "gradient penalty weight, any loss; null = the loss's own"
@@ -117,9 +120,7 @@ class TrainConfig:
     ema_bn_batches: int = setting(integer(1, 10000), "noise batches that recompute the EMA G's BatchNorm stats")
     conditional: bool = setting(boolean(), "G(z, y), D(x, y) on the digit; false = unconditional")
     clusters: int = setting(integer(0, 1000), "unconditional only: self-condition on this many k-means clusters")
-    init: str = setting(
-        registered("mnist_gan.gan.models", "INITS"), "weight init: dcgan N(0, 0.02) | pytorch layer defaults"
-    )
+    init: str = setting(choice(*INITS), "weight init: dcgan N(0, 0.02) | pytorch layer defaults")
     quality_samples: int = setting(integer(0, 100000), "samples scored by FID after every epoch; 0 = off")
     tensorboard: bool = setting(boolean(), "also write TensorBoard event files")
 

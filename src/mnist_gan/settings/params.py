@@ -6,9 +6,6 @@ stage with one line naming the key, the value and what is allowed, before any ou
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import json
 import os
 import re
 from pathlib import Path
@@ -16,11 +13,14 @@ from typing import Any
 
 import yaml
 
-from mnist_gan.settings.configs import Params, schema
+from mnist_gan.errors import PipelineError
+from mnist_gan.settings.configs import MODELS, Params, schema
 
 
-class ParamsError(ValueError):
+class ParamsError(PipelineError, ValueError):
     """params.yaml (or an option standing in for one of its keys) holds a value that is not allowed."""
+
+    exit_code = 2
 
 
 class _Loader(yaml.SafeLoader):
@@ -81,8 +81,7 @@ def _validate(raw: Any, schema: dict, prefix: str, where: str) -> dict:
 def validate(raw: Any, where: str = "params.yaml") -> dict:
     """Check every key of a params mapping; return it with numbers normalised (1 -> 1.0 for floats)."""
     p = _validate(raw, SCHEMA, "", where)
-    families = importlib.import_module("mnist_gan.gan.families").FAMILIES  # torch: only once a value is checked
-    need = families[p["model"]].image_size  # conv families are built for one size; mlp takes any
+    need = MODELS[p["model"]]  # conv families are built for one size; mlp takes any
     size = p["normalize"]["image_size"]
     if need is not None and size != need:
         raise ParamsError(
@@ -116,8 +115,3 @@ def load_params(path: str | os.PathLike | None = None) -> Params:
         at = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
     return Params.from_values(validate(raw, str(path)))
-
-
-def digest(values: dict) -> str:
-    """A short stable fingerprint of params (sha256 of their canonical JSON, 16 hex digits)."""
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

@@ -7,7 +7,6 @@ with one of these.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -74,18 +73,6 @@ def choice(*options: Any) -> Rule:
         return v
 
     check.options = options
-    return check
-
-
-def registered(module: str, registry: str) -> Rule:
-    """A key of a registry that lives in a torch module (`models` -> families.FAMILIES), imported only when a
-    value is checked, so this module stays torch-free and the registry stays the one list of names."""
-
-    def check(v):
-        options = tuple(getattr(importlib.import_module(module), registry))
-        return choice(*options)(v)
-
-    check.registry = (module, registry)
     return check
 
 

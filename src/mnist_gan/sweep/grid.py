@@ -14,11 +14,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnist_gan.errors import PipelineError
 from mnist_gan.settings.params import SCHEMA, ParamsError, load_params
 
 
-class SweepError(Exception):
+class SweepError(PipelineError):
     """A sweep that cannot start: a bad override, a dirty work tree, a remote or a cluster out of reach."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
