@@ -11,9 +11,8 @@ from typing import Annotated
 import typer
 
 from mnist_gan.data.mnist import load_split
-from mnist_gan.errors import PipelineError
-from mnist_gan.evaluation.classifier import predict, train_classifier
-from mnist_gan.runtime import pick_device, resolve_precision, set_cpu_threads
+from mnist_gan.evaluation.classifier import classifier_file, require_accuracy, test_accuracy, train_classifier
+from mnist_gan.runtime import resolve_precision, stage_device
 from mnist_gan.stage import DeviceOption, params_or_exit, run, setting_option
 from mnist_gan.storage import save_torch, write_text
 
@@ -34,37 +33,16 @@ def main(
     device: DeviceOption = "auto",
 ):
     """Train on the 60,000 real training images, measure accuracy on the 10,000 test images."""
-    dev = pick_device(device)
-    if dev.type == "cpu":
-        set_cpu_threads(None)
-    cfg = replace(
-        P.classifier,
-        epochs=epochs,
-        max_train_images=max_train_images,
-        min_accuracy=min_accuracy,
-        precision=resolve_precision(P.classifier.precision, dev),
-    )
-    images, labels = load_split(raw_root, train=True)
-    if max_train_images:
-        images, labels = images[:max_train_images], labels[:max_train_images]
-    model = train_classifier(
-        images,
-        labels,
-        cfg,
-        dev,
-        on_epoch=lambda e, loss: typer.echo(f"classifier epoch {e}/{epochs} ({cfg.precision}): loss {loss:.4f}"),
-    )
-    test_images, test_labels = load_split(raw_root, train=False)
-    _, probs = predict(model, test_images)
-    accuracy = float((probs.argmax(1) == test_labels).double().mean())
+    dev = stage_device(device)
+    precision = resolve_precision(P.classifier.precision, dev)
+    cfg = replace(P.classifier, epochs=epochs, max_train_images=max_train_images, precision=precision)
+    say = lambda e, loss: typer.echo(f"classifier epoch {e}/{epochs} ({precision}): loss {loss:.4f}")  # noqa: E731
+    model = train_classifier(*load_split(raw_root, train=True), cfg, dev, on_epoch=say)
+    accuracy = test_accuracy(model, *load_split(raw_root, train=False))
     write_text(metrics, json.dumps({"test_accuracy": accuracy}, indent=2) + "\n")
     typer.echo(f"classifier: test accuracy {accuracy:.4f}")
-    if accuracy < min_accuracy:
-        raise PipelineError(
-            f"classifier test accuracy {accuracy:.4f} is below classifier.min_accuracy "
-            f"{min_accuracy}: its features would make the metrics meaningless"
-        )
-    save_torch({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, out)
+    require_accuracy(accuracy, min_accuracy)
+    save_torch(classifier_file(model), out)
 
 
 if __name__ == "__main__":

@@ -54,12 +54,12 @@ def test_bad_digit_requests_are_one_line_usage_errors_and_write_nothing(tmp_path
         ((weights, "12"), "digits are 0 to 9"),
         ((weights, "seven"), "not a digit list"),
         ((weights, "-1"), "digits are 0 to 9"),
-        ((plain, "7"), "unconditional generator"),
+        ((plain, "7"), "holds a generator that is unconditional"),
     ):
         out = tmp_path / "x.png"
         result = runner.invoke(sample.app, ["--weights", str(args[0]), "--digit", args[1], "--out", str(out)])
         assert result.exit_code == 2, result.output
-        assert said in result.output
+        assert said in result.output, result.output
         assert not out.exists() and not (tmp_path / "x.pt").exists()
 
 

@@ -228,3 +228,7 @@ def test_export_of_the_other_families(tmp_path):
         assert torch.equal(
             generate(load_safetensors(tmp_path / f"{model}.safetensors"), 8, 0), generate(generator, 8, 0)
         )
+        size = generator.cfg.image_size  # the card says the size this generator draws
+        card = render(meta)
+        assert f"{size}x{size} handwritten digits" in card and f"are {size}x{size} grayscale" in card
+        assert ("resized up" in card) == (size != 28)

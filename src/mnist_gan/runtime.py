@@ -93,6 +93,14 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
+def stage_device(name: str = "auto", threads: int | None = None) -> torch.device:
+    """A stage's device (`pick_device`), with one CPU thread per core when it is the CPU (`set_cpu_threads`)."""
+    device = pick_device(name)
+    if device.type == "cpu":
+        set_cpu_threads(threads)
+    return device
+
+
 def set_cpu_threads(threads: int | None) -> int:
     """One intra-op thread per usable core, shared among the processes torchrun starts on this machine
     (oversubscribed threads slow conv down badly); `threads` overrides, and so does OMP_NUM_THREADS when set (a

@@ -47,6 +47,18 @@ def checked(key: str) -> Callable[[Any], Any]:
     return callback
 
 
+def parsed(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A Typer option callback from a parser that raises ValueError: the error is a usage error (exit 2)."""
+
+    def callback(value: Any) -> Any:
+        try:
+            return parse(value)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+
+    return callback
+
+
 def setting_option(key: str) -> Any:
     """A Typer option standing in for the params.yaml key `key`: the setting's own help line and rule."""
     return typer.Option(help=help_of(key), callback=checked(key))

@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_gan.data.pixels import to_float
+from mnist_gan.errors import PipelineError
 from mnist_gan.settings.configs import ClassifierConfig
+from mnist_gan.storage import load_torch
 
 
 class MnistClassifier(nn.Module):
@@ -53,7 +55,10 @@ class MnistClassifier(nn.Module):
 def train_classifier(
     images_u8: torch.Tensor, labels: torch.Tensor, cfg: ClassifierConfig, device: torch.device, on_epoch=None
 ) -> MnistClassifier:
-    """Plain supervised training with Adam and cross-entropy on the whole (resident) training set."""
+    """Plain supervised training with Adam and cross-entropy on the whole (resident) training set, or its first
+    `cfg.max_train_images` images."""
+    if cfg.max_train_images:
+        images_u8, labels = images_u8[: cfg.max_train_images], labels[: cfg.max_train_images]
     torch.manual_seed(cfg.seed)
     model = MnistClassifier().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
@@ -101,10 +106,34 @@ def predict(model: MnistClassifier, images: torch.Tensor, batch_size: int = 1000
     return torch.cat(feats), torch.cat(probs)
 
 
-def load_classifier(path, device: torch.device | str = "cpu") -> MnistClassifier:
-    from mnist_gan.errors import PipelineError
-    from mnist_gan.storage import load_torch
+def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of images whose most probable class is their label (the classifier's test accuracy, and the evaluate
+    stage's label accuracy of a conditional generator)."""
+    return float((probs.argmax(1) == labels).double().mean())
 
+
+def test_accuracy(model: MnistClassifier, images_u8: torch.Tensor, labels: torch.Tensor) -> float:
+    return accuracy(predict(model, images_u8)[1], labels)
+
+
+test_accuracy.__test__ = False  # a library function, not a pytest test
+
+
+def require_accuracy(value: float, minimum: float) -> None:
+    """A classifier below `classifier.min_accuracy` stops the stage: its features would not be trustworthy."""
+    if value < minimum:
+        raise PipelineError(
+            f"classifier test accuracy {value:.4f} is below classifier.min_accuracy {minimum}: "
+            f"its features would make the metrics meaningless"
+        )
+
+
+def classifier_file(model: MnistClassifier) -> dict:
+    """What models/classifier.pt holds: the weights, on the CPU."""
+    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
+
+
+def load_classifier(path, device: torch.device | str = "cpu") -> MnistClassifier:
     state = load_torch(path, "classifier weights").get("state_dict")
     model = MnistClassifier()
     try:

@@ -21,6 +21,7 @@ from functools import cached_property
 import torch
 from torch import nn
 
+from mnist_gan.evaluation.classifier import accuracy
 from mnist_gan.evaluation.registry import METRICS
 
 COVERED_SHARE = 0.02  # a digit class is "covered" when it holds at least 2% of the samples (uniform: 10%)
@@ -179,7 +180,7 @@ def _kl_to_uniform(s: Scored) -> float:
 
 @metric("label_accuracy")
 def _label_accuracy(s: Scored) -> float | None:
-    return None if s.labels is None else float((s.probs.argmax(1) == s.labels).double().mean())
+    return None if s.labels is None else accuracy(s.probs, s.labels)
 
 
 @metric("per_digit_fid_max")

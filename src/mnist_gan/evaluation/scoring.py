@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from mnist_gan.data.mnist import load_processed
 from mnist_gan.data.pixels import to_float
 from mnist_gan.evaluation.classifier import MnistClassifier, load_classifier, predict
-from mnist_gan.evaluation.metrics import Scored, fid, knn_radii, nearest_training_images, summarize
+from mnist_gan.evaluation.metrics import Scored, class_coverage, fid, knn_radii, nearest_training_images, summarize
 from mnist_gan.gan.models import Generator, asks_digits
 from mnist_gan.gan.sampling import balanced_labels, generate
 
@@ -41,6 +41,28 @@ class Evaluation:
     real_probs: torch.Tensor  # of the real floor images
     nn_dist: torch.Tensor  # each sample's L2 distance to its nearest training image
     nn_index: torch.Tensor  # and that image's index
+
+    def classes(self) -> dict[str, list[float]]:
+        """classes.json: the share of each predicted digit among the samples and among the real floor images."""
+        return {
+            "generated": class_coverage(self.probs)["histogram"],
+            "real": class_coverage(self.real_probs)["histogram"],
+        }
+
+    def nearest_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `n` samples closest to a training image, and the indices of those training images."""
+        closest = self.nn_dist.argsort()[:n]
+        return self.samples[closest], self.nn_index[closest]
+
+    def summary(self) -> str:
+        """The evaluate stage's one line: the headline metrics beside the real floor's."""
+        g, r = self.metrics["generated"], self.metrics["real_floor"]
+        conditional = f", label accuracy {g['label_accuracy']:.4f}" if "label_accuracy" in g else ""
+        return (
+            f"FID {g['fid']:.2f} (real floor {r['fid']:.2f}), score {g['classifier_score']:.2f} "
+            f"(real {r['classifier_score']:.2f}), classes {g['classes_covered']}/10, "
+            f"precision {g['precision']:.3f}, recall {g['recall']:.3f}{conditional}"
+        )
 
 
 def evaluate(

@@ -29,7 +29,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _sn
 from mnist_gan.gan.families import family
 from mnist_gan.gan.layers import ConditionalBatchNorm2d, CondSequential, d_bias
 from mnist_gan.settings.configs import INITS as INIT_NAMES
-from mnist_gan.settings.configs import GANConfig
+from mnist_gan.settings.configs import GANConfig, conditioning_words
 
 
 # -- the networks every family shares -----------------------------------------------------------------------
@@ -80,6 +80,12 @@ class Discriminator(nn.Module):
 def asks_digits(cfg: GANConfig) -> bool:
     """Whether y is a digit a user may ask for (conditional: true), not a self-conditioning cluster id."""
     return bool(cfg.num_classes) and cfg.class_prior is None
+
+
+def conditioning(cfg: GANConfig) -> str:
+    """What y is, in words (`configs.conditioning_words`): conditional | unconditional, self-conditioned on K
+    clusters | unconditional."""
+    return conditioning_words(asks_digits(cfg), cfg.num_classes)
 
 
 def random_labels(cfg: GANConfig, n: int, rng: torch.Generator) -> torch.Tensor | None:

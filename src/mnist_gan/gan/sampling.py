@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from mnist_gan.errors import PipelineError
-from mnist_gan.gan.models import Generator, asks_digits, random_labels
+from mnist_gan.gan.models import Generator, asks_digits, conditioning, random_labels
 from mnist_gan.settings.configs import recorded_gan
 from mnist_gan.storage import load_torch
 
@@ -25,6 +25,42 @@ def load_generator(path: Path, device: torch.device | str = "cpu") -> Generator:
         first = str(e).strip().splitlines()[0][:200]
         raise PipelineError(f"{path} does not hold weights for the generator its config describes: {first}") from None
     return generator.to(device).eval()
+
+
+class NoDigits(PipelineError):
+    """Digits were asked of a generator that cannot draw a chosen digit (an unconditional one)."""
+
+    exit_code = 2
+
+
+def parse_digits(text: str | None) -> list[int] | None:
+    """--digit's text: "7" | "0,3,9" | "all" -> [7] | [0, 3, 9] | [0, ..., 9]; None -> None; a ValueError says
+    what is allowed."""
+    if text is None or text.strip() == "all":
+        return None if text is None else list(range(10))
+    try:
+        digits = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{text!r} is not a digit list; expected e.g. 7, 0,3,9 or all") from None
+    if not digits or any(not 0 <= d <= 9 for d in digits):
+        raise ValueError(f"{text!r}: digits are 0 to 9")
+    return digits
+
+
+def requested_labels(
+    generator: Generator, n: int, digits: list[int] | None, nrow: int, source: str = "the generator"
+) -> tuple[torch.Tensor | None, int]:
+    """The labels to sample and the grid's row length: `n` of each asked digit (one row each when several are
+    asked), or for a conditional G with no digits asked `n` class-balanced labels; None for an unconditional G.
+    Raises NoDigits when digits are asked of an unconditional G."""
+    cfg = generator.cfg
+    if digits is None:
+        return (balanced_labels(n, cfg.num_classes) if asks_digits(cfg) else None), nrow
+    if not asks_digits(cfg):
+        raise NoDigits(
+            f"{source} holds a generator that is {conditioning(cfg)}; --digit needs one trained with conditional: true"
+        )
+    return torch.tensor(digits).repeat_interleave(n), n if len(digits) > 1 else nrow
 
 
 def balanced_labels(n: int, num_classes: int) -> torch.Tensor:

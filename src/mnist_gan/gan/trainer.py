@@ -25,7 +25,14 @@ from mnist_gan.errors import PipelineError
 from mnist_gan.gan.checkpoints import fingerprint, settings_digest, unfinished_state
 from mnist_gan.gan.ema import EMA, recalibrate_bn
 from mnist_gan.gan.graphs import GraphedStep, graph_unsupported
-from mnist_gan.gan.models import asks_digits, has_batch_stats, is_convolutional, random_labels, weights_file
+from mnist_gan.gan.models import (
+    asks_digits,
+    conditioning,
+    has_batch_stats,
+    is_convolutional,
+    random_labels,
+    weights_file,
+)
 from mnist_gan.gan.parallel import check_replicas, unwrap
 from mnist_gan.gan.schedules import is_constant, lr_factor
 from mnist_gan.gan.step import STATS, active_regularizers, autocast_for, make_optimizers, train_step
@@ -225,11 +232,9 @@ class Trainer:
 
     def describe(self) -> str:
         """One line: family, conditioning, loss, precision and device."""
-        gan = self.g.cfg
-        mode = " conditional" if asks_digits(gan) else f" self-conditioned on {gan.num_classes} clusters"
-        mode = mode if gan.num_classes else ""
         how = ", the step replayed as a CUDA graph" if self.graphed is not None else ""
-        return f"{gan.model}{mode}, loss {self.cfg.loss}, {self.cfg.precision} on {self.device.type}{how}"
+        what = f"{self.g.cfg.model} {conditioning(self.g.cfg)}, loss {self.cfg.loss}"
+        return f"{what}, {self.cfg.precision} on {self.device.type}{how}"
 
     def data_digest(self) -> str:
         """sha256 of the training images and labels: a checkpoint of other data is never resumed."""

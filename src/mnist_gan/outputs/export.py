@@ -140,6 +140,37 @@ def export_onnx(generator: Generator, path: Path, meta: dict[str, str]) -> None:
         onnx.save_model(model, str(tmp))
 
 
+def save_checked_safetensors(generator: Generator, path: Path, meta: dict[str, str]) -> None:
+    """`save_safetensors`, then reload the file alone and require the same samples, bit for bit."""
+    from mnist_gan.gan.sampling import generate
+
+    save_safetensors(generator, path, meta)
+    if not generate(load_safetensors(path), 64, seed=0).equal(generate(generator, 64, seed=0)):
+        raise PipelineError(f"{path} does not reproduce the generator's samples bit for bit")
+
+
+def export_generator(weights: Path, metrics: dict, grid: Path, out_dir: Path) -> str:
+    """The export stage's work: from generator.pt (and the evaluate stage's metrics, the sample stage's grid) write
+    generator.safetensors (checked bit for bit after a reload), generator.onnx (checked by onnxruntime),
+    samples.png and MODEL_CARD.md into `out_dir`; return the stage's one line."""
+    from mnist_gan.gan.sampling import load_generator
+    from mnist_gan.outputs.model_card import render
+    from mnist_gan.storage import load_torch, write_text
+
+    generator = load_generator(weights)  # the EMA generator, BN statistics recomputed, eval mode
+    meta = metadata(load_torch(weights, "generator weights"), metrics, git_revision())
+    save_checked_safetensors(generator, out_dir / "generator.safetensors", meta)
+    export_onnx(generator, out_dir / "generator.onnx", meta)
+    worst = check_onnx(out_dir / "generator.onnx", generator)
+    write_bytes(out_dir / "samples.png", Path(grid).read_bytes())
+    write_text(out_dir / "MODEL_CARD.md", render(meta))
+    return (
+        f"{out_dir / 'generator.safetensors'} (samples bitwise equal after reload), {out_dir / 'generator.onnx'} "
+        f"(onnxruntime vs torch: max |diff| {worst:.2g} <= {ONNX_TOLERANCE:g} at batches "
+        f"{', '.join(map(str, CHECK_BATCHES))}), {out_dir / 'MODEL_CARD.md'}"
+    )
+
+
 def check_onnx(path: Path, generator: Generator, batches=CHECK_BATCHES, tolerance: float = ONNX_TOLERANCE) -> float:
     """Largest |onnxruntime - torch| over `batches`; raises PipelineError beyond `tolerance`."""
     import onnxruntime as ort

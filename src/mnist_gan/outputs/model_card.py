@@ -129,6 +129,8 @@ def render(meta: dict[str, str]) -> str:
         "self-conditioned": ", torch.multinomial(torch.tensor(generator.cfg.class_prior), 16, True)",
         "unconditional": "",
     }[kind]
+    size = cfg["image_size"]
+    resized = " (MNIST's 28x28 digits resized up for this network)" if size != 28 else ""
     header = yaml.safe_dump(card_metadata(meta), sort_keys=False, allow_unicode=True)
     files = "\n".join(f"| `{name}` | {what_} |" for name, what_ in FILES.items())
     return f"""---
@@ -136,7 +138,7 @@ def render(meta: dict[str, str]) -> str:
 
 # mnist-gan generator: {cfg["model"]}, {kind}
 
-A GAN generator of 28x28 handwritten digits trained on MNIST by the mnist-gan DVC pipeline
+A GAN generator of {size}x{size} handwritten digits trained on MNIST by the mnist-gan DVC pipeline
 (see "How it was trained"). It {what}. `z` is standard normal noise of length {latent}; the output is a batch of
 {cfg["channels"]} x {cfg["image_size"]} x {cfg["image_size"]} images in [-1, 1] (`(x + 1) / 2` for [0, 1]).
 
@@ -184,8 +186,8 @@ Or serve it: `mnist-gan serve --model generator.onnx` (a page and `GET /generate
 ## Intended use and limits
 
 For demonstrations, teaching and tests of GAN tooling: it draws MNIST-like digits and nothing else. The samples
-are 28x28 grayscale; some are malformed or ambiguous (see precision above), and a GAN may drop or under-draw
-some modes (see recall and classes covered). It reproduces the style of MNIST's writers, US census employees
-and high-school students, and is no model of handwriting in general. Not for producing data that is passed off
-as real handwriting, nor as training data for anything whose errors matter.
+are {size}x{size} grayscale{resized}; some are malformed or ambiguous (see precision above), and a GAN may drop
+or under-draw some modes (see recall and classes covered). It reproduces the style of MNIST's writers, US census
+employees and high-school students, and is no model of handwriting in general. Not for producing data that is
+passed off as real handwriting, nor as training data for anything whose errors matter.
 """

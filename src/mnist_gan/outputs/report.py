@@ -17,7 +17,7 @@ from mnist_gan.outputs.curves import READINGS, TRAINING
 from mnist_gan.outputs.figures import figure_bytes, histogram_figure, training_curves_figure
 from mnist_gan.outputs.images import epoch_grids, gif_bytes
 from mnist_gan.outputs.page import Page, yaml_cell
-from mnist_gan.settings.configs import Params, TrainConfig
+from mnist_gan.settings.configs import Params, conditioning_words
 
 
 def read_json(path: Path, stage: str) -> dict:
@@ -37,12 +37,6 @@ def baseline_metrics(path: Path, rev: str, repo: Path = Path(".")) -> dict | Non
         return None
 
 
-def conditioning(train: TrainConfig) -> str:
-    if train.conditional:
-        return "conditional on the digit"
-    return f"unconditional (self-conditioned on {train.clusters} clusters)" if train.clusters else "unconditional"
-
-
 def build_report(p: Params, train_dir: Path, sample_dir: Path, eval_dir: Path, baseline: str) -> Page:
     """The page for the outputs of the train, sample and evaluate stages of a run with params `p`; the metrics
     are shown beside those committed at git revision `baseline`."""
@@ -52,7 +46,8 @@ def build_report(p: Params, train_dir: Path, sample_dir: Path, eval_dir: Path, b
     if not grid.is_file():
         raise PipelineError(f"{grid} does not exist; run the sample stage first (dvc repro)")
     t = p.train
-    page = Page(f"mnist-gan: {p.gan.model}, {conditioning(t)}, {t.loss} loss, {t.epochs} epoch(s), lr {t.lr:g}")
+    how = conditioning_words(t.conditional, t.clusters)
+    page = Page(f"mnist-gan: {p.gan.model}, {how}, {t.loss} loss, {t.epochs} epoch(s), lr {t.lr:g}")
     metrics_section(page, p, evaluation, eval_dir, baseline)
     page.heading("Training")
     page.table(

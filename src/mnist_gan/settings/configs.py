@@ -84,6 +84,13 @@ def recorded_gan(config: dict) -> GANConfig:
     return GANConfig(**{**GAN_BEFORE, **config})
 
 
+def conditioning_words(conditional: bool, clusters: int) -> str:
+    """How a run or a generator is conditioned, in the words every page and message uses."""
+    if conditional:
+        return "conditional"
+    return f"unconditional, self-conditioned on {clusters} clusters" if clusters else "unconditional"
+
+
 @dataclass(kw_only=True)
 class TrainConfig:
     """How the GAN is trained (the trainer reads it) and what it is conditioned on (the train stage)."""
