@@ -144,7 +144,7 @@ def test_the_library_has_no_import_cycles():
 LAYERS = (
     ("mnist_gan.errors",),
     ("mnist_gan.settings",),
-    ("mnist_gan.storage", "mnist_gan.runtime"),
+    ("mnist_gan.storage", "mnist_gan.runtime", "mnist_gan.vcs"),
     ("mnist_gan.data",),
     ("mnist_gan.gan",),
     ("mnist_gan.evaluation",),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mnist_gan.storage import file_digest
-from mnist_gan.sweep.trial import experiment_ref
+from mnist_gan.vcs import experiment_ref
 from tests.conftest import DVC, committed_copy, output_md5, run
 
 KEY, SECRET, BUCKET = "mnistgan", "mnistgan-secret-key", "dvc"

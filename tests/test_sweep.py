@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from mnist_gan.sweep.grid import expand
+from mnist_gan.vcs import experiments
 from tests.conftest import DVC, committed_copy, console_script, output_md5, run
 from tests.ray_cluster import ENV, Cluster, free_ports
 
@@ -57,7 +58,7 @@ def report(path: Path) -> dict[str, dict]:
 
 
 def experiment_refs(git_dir: Path) -> list[str]:
-    return run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], git_dir).stdout.split()
+    return sorted(ref for ref, _ in experiments(git_dir).values())
 
 
 def exp_show(repo: Path) -> dict[str, dict]:

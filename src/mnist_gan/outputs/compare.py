@@ -8,13 +8,13 @@ outputs (the sample grid) from the local cache. Nothing is checked out into the 
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import yaml
 
+from mnist_gan import vcs
 from mnist_gan.errors import PipelineError
 from mnist_gan.evaluation.registry import METRICS
 from mnist_gan.outputs.curves import TRAINING, parse_tsv
@@ -49,36 +49,17 @@ def resolve(repo: Path, names: list[str], known: dict[str, str]) -> tuple[list[R
     """Revisions for `names`: experiments of HEAD, then any local experiment (of any commit), then anything
     git resolves (branch, tag, commit); and the names nothing resolves."""
     found, unknown = [], []
-    experiments = {**local_experiments(repo), **known}
+    experiments = {**{name: sha for name, (_, sha) in vcs.experiments(repo).items()}, **known}
     for name in names:
         if name == "workspace":
             found.append(Revision(name, "workspace"))
             continue
-        sha = experiments.get(name) or _git_commit(repo, name)
+        sha = experiments.get(name) or vcs.commit_of(repo, name)
         if sha is None:
             unknown.append(name)
         else:
             found.append(Revision(name, sha))
     return found, unknown
-
-
-def local_experiments(repo: Path) -> dict[str, str]:
-    """{name: commit} of every experiment in this repo: DVC keeps them as refs/exps/<..>/<baseline>/<name>."""
-    done = subprocess.run(
-        ["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-    )
-    refs = (line.split() for line in done.stdout.splitlines())
-    return {ref.rsplit("/", 1)[-1]: sha for ref, sha in refs if ref.count("/") >= 4}
-
-
-def _git_commit(repo: Path, rev: str) -> str | None:
-    done = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=repo, capture_output=True, text=True
-    )
-    return done.stdout.strip() or None
 
 
 def load(repo: Path, revision: Revision, experiment: bool = True) -> Revision:
@@ -220,7 +201,7 @@ def write_comparison(repo: Path, names: list[str], out: Path) -> tuple[int, list
             "no revisions to compare"
             + (f": {problems[0]}" if problems else " (no experiments of HEAD; run `dvc exp run` or name revisions)")
         )
-    experiments = {**known, **local_experiments(repo)}
+    experiments = {**known, **vcs.experiments(repo)}
     loaded = [load(repo, r, experiment=r.name in experiments) for r in found]
     problems += [r.problem for r in loaded if r.problem]
     build_page(loaded, problems).write(out.parent, stem=out.stem)

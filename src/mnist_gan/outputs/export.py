@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +23,7 @@ from mnist_gan.errors import PipelineError
 from mnist_gan.gan.models import Generator, asks_digits
 from mnist_gan.settings.configs import GANConfig, recorded_gan
 from mnist_gan.storage import atomic_path, write_bytes
+from mnist_gan.vcs import revision
 
 ONNX_TOLERANCE = 1e-4  # max |onnxruntime - torch| of any pixel (images in [-1, 1]); ~1e-7 measured, fp32 both ways
 CHECK_BATCHES = (1, 7, 257)  # batch sizes the ONNX model is checked at: one, odd, more than any grid the server draws
@@ -44,21 +44,6 @@ class FlatLatent(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z.reshape(z.shape[0], *self.generator.latent_shape), y)
-
-
-def git_revision(cwd: Path = Path(".")) -> str:
-    """The commit the run started from (`git describe --always --dirty`), or "unknown" outside git."""
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=40"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 def metadata(weights: dict, metrics: dict | None, revision: str) -> dict[str, str]:
@@ -158,7 +143,7 @@ def export_generator(weights: Path, metrics: dict, grid: Path, out_dir: Path) ->
     from mnist_gan.storage import load_torch, write_text
 
     generator = load_generator(weights)  # the EMA generator, BN statistics recomputed, eval mode
-    meta = metadata(load_torch(weights, "generator weights"), metrics, git_revision())
+    meta = metadata(load_torch(weights, "generator weights"), metrics, revision())
     save_checked_safetensors(generator, out_dir / "generator.safetensors", meta)
     export_onnx(generator, out_dir / "generator.onnx", meta)
     worst = check_onnx(out_dir / "generator.onnx", generator)

@@ -8,7 +8,6 @@ The report stage (`stages/report.py`) calls `build_report` on the outputs of the
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from mnist_gan.errors import PipelineError
@@ -18,6 +17,7 @@ from mnist_gan.outputs.figures import figure_bytes, histogram_figure, training_c
 from mnist_gan.outputs.images import epoch_grids, gif_bytes
 from mnist_gan.outputs.page import Page, yaml_cell
 from mnist_gan.settings.configs import Params, conditioning_words
+from mnist_gan.vcs import show
 
 
 def read_json(path: Path, stage: str) -> dict:
@@ -28,11 +28,11 @@ def read_json(path: Path, stage: str) -> dict:
 
 def baseline_metrics(path: Path, rev: str, repo: Path = Path(".")) -> dict | None:
     """`path` as committed at git revision `rev` (DVC metrics with cache: false live in git), if any."""
-    done = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True, cwd=repo)
-    if done.returncode != 0:
+    text = show(repo, rev, path.as_posix())
+    if text is None:
         return None
     try:
-        return json.loads(done.stdout)
+        return json.loads(text)
     except json.JSONDecodeError:
         return None
 

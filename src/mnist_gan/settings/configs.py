@@ -87,7 +87,7 @@ def recorded_gan(config: dict) -> GANConfig:
 def conditioning_words(conditional: bool, clusters: int) -> str:
     """How a run or a generator is conditioned, in the words every page and message uses."""
     if conditional:
-        return "conditional"
+        return "conditional on the digit"
     return f"unconditional, self-conditioned on {clusters} clusters" if clusters else "unconditional"
 
 

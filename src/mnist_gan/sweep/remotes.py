@@ -12,12 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mnist_gan import vcs
 from mnist_gan.sweep.grid import SweepError
 from mnist_gan.sweep.trial import UPSTREAM
 
 
 def git(repo: Path, *args: str, timeout: float = 60) -> str:
-    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=timeout)
+    """`git args...`'s output, or a SweepError naming what git said."""
+    done = vcs.git(repo, *args, timeout=timeout)
     if done.returncode != 0:
         raise SweepError(f"git {args[0]}: {(done.stderr.strip() or done.stdout.strip()).splitlines()[-1]}")
     return done.stdout.strip()
@@ -32,8 +34,9 @@ def dvc(repo: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPro
 
 def require_clean_tree(repo: Path) -> None:
     """A trial sees only what is committed: refuse modified, staged or untracked (not ignored) files."""
-    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True)
-    dirty = status.stdout.splitlines()  # "XY path": not stripped, the first column may be a space
+    dirty = vcs.git(
+        repo, "status", "--porcelain"
+    ).stdout.splitlines()  # "XY path": not stripped, the first column may be a space
     if dirty:
         shown = ", ".join(line[3:] for line in dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise SweepError(
@@ -46,21 +49,13 @@ def git_remote_url(repo: Path, remote: str | None) -> str:
     """The URL every node clones from: a remote's configured URL, a URL or path given as is, or (None) the repo."""
     if remote is None:
         return str(Path(repo).resolve())
-    configured = subprocess.run(
-        ["git", "config", "--get", f"remote.{remote}.url"], cwd=repo, capture_output=True, text=True
-    ).stdout.strip()
+    configured = vcs.git(repo, "config", "--get", f"remote.{remote}.url").stdout.strip()
     return configured or remote
 
 
 def check_git_remote(url: str, timeout: float = 30) -> None:
     try:
-        done = subprocess.run(
-            ["git", "ls-remote", "--heads", url],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-        )
+        done = vcs.git(None, "ls-remote", "--heads", url, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise SweepError(f"git remote {url} did not answer within {timeout:.0f} s") from None
     if done.returncode != 0:

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mnist_gan.vcs import experiment_ref, remote_experiment_ref, show
+
 LOG_TAIL = 25  # lines of a failed trial's log shown to the user
 UPSTREAM = ("fetch", "normalize", "classifier")  # stages no GAN setting reruns: pulled, never recomputed
 
@@ -83,16 +85,6 @@ def run_guarded(cmd: list[str], cwd: Path, env: dict, log: Path) -> int:
     return code
 
 
-def pushed(git_url: str, name: str) -> str | None:
-    """The ref of experiment `name` in the git remote if an attempt already pushed it."""
-    done = subprocess.run(["git", "ls-remote", git_url, "refs/exps/*"], capture_output=True, text=True)
-    for line in done.stdout.splitlines():
-        sha, ref = line.split("\t")
-        if ref.rsplit("/", 1)[-1] == name:
-            return ref
-    return None
-
-
 def run_trial(spec: TrialSpec) -> TrialResult:
     """What a Ray task runs for one trial (see the module docstring)."""
     started, node = time.time(), where()
@@ -115,7 +107,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     }
     dvc = [sys.executable, "-m", "dvc"]
     try:
-        ref = pushed(spec.git_url, spec.name)
+        ref = remote_experiment_ref(spec.git_url, spec.name)
         steps = [
             ("clone", ["git", "init", "-q"]),
             ("clone", ["git", "fetch", "-q", spec.git_url, spec.sweep_ref]),
@@ -140,13 +132,8 @@ def run_trial(spec: TrialSpec) -> TrialResult:
             if code != 0:
                 result.log_tail = log_tail(log.read_text())
                 return result
-        metrics = subprocess.run(
-            ["git", "show", f"{experiment_ref(work, spec.name)}:results/evaluate/metrics.json"],
-            cwd=work,
-            capture_output=True,
-            text=True,
-        )
-        result.metrics = json.loads(metrics.stdout).get("generated", {}) if metrics.returncode == 0 else {}
+        metrics = show(work, experiment_ref(work, spec.name), "results/evaluate/metrics.json")
+        result.metrics = json.loads(metrics).get("generated", {}) if metrics is not None else {}
         result.status, result.reused = "done", ref is not None
         return result
     finally:
@@ -160,14 +147,6 @@ def log_tail(text: str) -> str:
     lines = text.splitlines()
     errors = [line for line in lines[:-LOG_TAIL] if line.startswith("error: ")]
     return "\n".join([*errors[-3:], *lines[-LOG_TAIL:]])
-
-
-def experiment_ref(repo: Path, name: str) -> str | None:
-    """refs/exps/<baseline>/<name>: where DVC keeps experiment `name` in `repo`."""
-    done = subprocess.run(
-        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=repo, capture_output=True, text=True
-    )
-    return next((r for r in done.stdout.split() if r.rsplit("/", 1)[-1] == name), None)
 
 
 # -- the guard: `python -m mnist_gan.sweep.trial <folder> -- cmd ...` ----------------------------------------------
