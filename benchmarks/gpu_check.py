@@ -47,7 +47,6 @@ from typing import Annotated
 
 import torch
 import typer
-import yaml
 
 from mnist_gan.data.mnist import MNIST_MD5, load_split, verify_raw
 from mnist_gan.evaluation.classifier import predict, train_classifier
@@ -57,7 +56,7 @@ from mnist_gan.gan.sampling import generate, load_generator
 from mnist_gan.gan.trainer import EpochEnd, Hooks, RunFiles, Trainer
 from mnist_gan.runtime import native_bf16, pick_device, resolve_precision, set_cpu_threads
 from mnist_gan.settings.configs import Params
-from mnist_gan.settings.params import load_params, validate
+from mnist_gan.settings.params import load_params, validate, with_changes
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("speed", "classifier", "full_run", "determinism", "export", "study", "compile")
@@ -257,12 +256,13 @@ def speed(entry: dict, check: Check, params: Params, data: Data, device, quick: 
 def seeds_loop(entry: dict, check: Check, params: Params, data: Data, device, quick: bool) -> None:
     """The seeds' loop (torchvision dataset, DataLoader, a host sync every step) against this trainer on the same
     networks (unconditional DCGAN, BatchNorm D, bce)."""
-    from benchmarks.train_speed import MODELS, SEEDS, reference_loop
+    from benchmarks.recipes import params as recipe_params
+    from benchmarks.train_speed import MODELS, reference_loop, seed_networks
 
     steps = 4 if quick else 200
-    cfg = replace(SEEDS.gan, **MODELS["dcgan"][0])
+    cfg = seed_networks("dcgan")[0]
     ref = reference_loop(cfg, data.root, params.train.batch_size, steps, device)
-    seeds = SEEDS.updated(conditional=False, clusters=0, **MODELS["dcgan"][0])  # as unconditional as the seeds
+    seeds = recipe_params(MODELS["dcgan"]).updated(batch_size=params.train.batch_size)  # the seeds' networks, ours
     precision = resolve_precision("auto", device)
     ours = {}
     for m in ["eager", "graph"] if device.type == "cuda" and check.graph_ok else ["eager"]:
@@ -518,15 +518,8 @@ def export(entry: dict, check: Check, weights: Path, device) -> None:
 # -- 7. study -------------------------------------------------------------------------------------------------
 def parse_variant(params: Params, text: str) -> tuple[str, Params]:
     """ "beta1=0.0,beta2=0.99" -> the params with those keys changed, validated as params.yaml is."""
-    changes = {}
-    for part in filter(None, text.split(",")):
-        key, _, value = part.partition("=")
-        changes[key.strip()] = yaml.safe_load(value)
-    values = params.as_dict()
-    for key, value in changes.items():
-        section, _, sub = key.rpartition(".")
-        (values[section] if section else values)[sub] = value
-    return text, Params.from_values(validate(values, f"--variant {text}"))
+    changed = with_changes(params.as_dict(), [part for part in text.split(",") if part])
+    return text, Params.from_values(validate(changed, f"--variant {text}"))
 
 
 def study(entry: dict, check: Check, params: Params, variants: list[str], data, device, clf, work, quick) -> None:

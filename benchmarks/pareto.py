@@ -35,6 +35,8 @@ from typing import Annotated
 import typer
 import yaml
 
+from mnist_gan.outputs.curves import metric_file, read_tsv
+
 app = typer.Typer(add_completion=False, help=__doc__)
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "docs" / "pareto.jsonl"
@@ -45,86 +47,64 @@ SHOWN = ("fid", "precision", "recall", "label_accuracy", "classifier_score", "cl
 def overridden(settings: list[str], base: Path | None = None) -> dict:
     """params.yaml (or `base`) with `key=value` overrides (values read as YAML, as `dvc exp run -S` does),
     validated."""
-    from mnist_gan.settings.params import validate
+    from mnist_gan.settings.params import validate, with_changes
 
-    raw = yaml.safe_load((base or ROOT / "params.yaml").read_text())
-    for item in settings:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"{item!r} is not key=value")
-        *sections, leaf = key.split(".")
-        node = raw
-        for s in sections:
-            node = node[s]
-        node[leaf] = yaml.safe_load(value)
+    raw = with_changes(yaml.safe_load((base or ROOT / "params.yaml").read_text()), list(settings))
     validate(raw)
     return raw
 
 
 def cpu_class(isa: str) -> dict:
-    """What this CPU is and what the run could use: model name, torch's capability, native bf16."""
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown",
-    )
-    flags = Path("/proc/cpuinfo").read_text()
-    probe = "import torch; print(torch.backends.cpu.get_cpu_capability(), torch.ops.mkldnn._is_mkldnn_bf16_supported())"
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={**os.environ, **ISA[isa]}
-    ).stdout.split()
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "isa_limit": isa,
-        "capability": out[0],
-        "native_bf16": out[1] == "True",
-        "avx512": " avx512f" in flags,
-    }
+    """`runtime.cpu_class()` of a process that runs under the instruction-set limit `isa` (what a stage sees)."""
+    probe = "import json; from mnist_gan.runtime import cpu_class; print(json.dumps(cpu_class()))"
+    env = {**os.environ, **ISA[isa]}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env).stdout
+    return {**json.loads(out), "isa_limit": isa}
 
 
 def train_flops(params: dict) -> dict:
-    """FLOPs of the train stage for these params: per training image (one step / batch), per epoch's extras."""
+    """FLOPs of the train stage for these params: per training image (one step of the trainer `build_trainer` makes,
+    / batch), per epoch's extras (BN recalibration, the FID probe). A penalty's double backward is beyond torch's
+    FlopCounterMode: its steps are then counted without it, and `flops_without_penalties` says so."""
+    from dataclasses import replace
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mnist_gan.gan.build import gan_config, train_config
-    from mnist_gan.gan.models import build_gan
-    from mnist_gan.gan.parallel import prepare_models
-    from mnist_gan.gan.step import train_step
+    from mnist_gan.gan.build import build_trainer
     from mnist_gan.settings.configs import Params
     from mnist_gan.settings.params import validate
 
     p = Params.from_values(validate(params))
-    cfg = train_config(p.train, "fp32")
-    classes = p.train.clusters if not p.train.conditional else 0
-    gan = gan_config(p.gan, cfg, p.normalize.image_size, [1 / classes] * classes if classes else None)
-    generator, discriminator = prepare_models(*build_gan(gan, cfg.init), cfg, torch.device("cpu"))
-    b, k = cfg.batch_size, cfg.d_steps
-    opt_g = torch.optim.Adam(generator.parameters())
-    opt_d = torch.optim.Adam(discriminator.parameters())
-    real = torch.rand(k, b, 1, gan.image_size, gan.image_size) * 2 - 1
-    z = torch.randn(k, b, *generator.latent_shape)
-    y = torch.randint(max(gan.num_classes, 1), (k, b)) if gan.num_classes else None
-    joint = not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
-    with FlopCounterMode(display=False) as step:
-        train_step(generator, discriminator, opt_g, opt_d, real, z, cfg, y, joint_d=joint)
-    with FlopCounterMode(display=False) as forward:
-        with torch.no_grad():
-            generator(z[0], None if y is None else y[0])
+    train, size = replace(p.train, precision="fp32"), p.normalize.image_size
+    b, k = train.batch_size, train.d_steps
+    n = max(b * k, 8 * train.clusters)  # enough images for the self-conditioning clusters
+    data = {"images": torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8), "labels": torch.arange(n) % 10}
+    trainer = build_trainer(p.gan, train, size, data, torch.device("cpu"), cuda_graph=False)
+    idx, z = torch.arange(b * k).view(k, b), torch.randn(k, b, *trainer.latent_shape)
+    without_penalties = False
+    try:
+        with FlopCounterMode(display=False) as step:
+            trainer.step(idx, z)
+    except RuntimeError:  # autograd.grad(create_graph=True) inside the counter
+        without_penalties = True
+        trainer.cfg = replace(trainer.cfg, reg_every=2)  # step 1 of 2: a step of the objective alone
+        with FlopCounterMode(display=False) as step:
+            trainer.step(idx, z, number=1)
+    with FlopCounterMode(display=False) as forward, torch.no_grad():
+        trainer.g(z[0], None if trainer.labels is None else trainer.labels[idx[0]])
     per_image = step.get_total_flops() / (b * k)
     g_forward = forward.get_total_flops() / b
-    n = 60000 if not p.normalize.max_train_images else p.normalize.max_train_images
-    images = (n // (b * k)) * b * k * p.train.epochs
-    extra = p.train.epochs * g_forward * (cfg.ema_bn_batches * b * (cfg.ema_decay > 0) + p.train.quality_samples)
+    images_per_epoch = (p.normalize.max_train_images or 60000) // (b * k) * b * k
+    images = images_per_epoch * p.train.epochs
+    ema = train.ema_decay > 0 or train.ema_kimg is not None
+    extra = p.train.epochs * g_forward * (train.ema_bn_batches * b * ema + p.train.quality_samples)
     return {
         "flops_per_image": per_image,
         "g_forward_flops": g_forward,
         "images": images,
         "train_flops": per_image * images + extra,
+        "flops_without_penalties": without_penalties,
     }
 
 
@@ -207,7 +187,7 @@ def quality_row(
     """One row of the quality table: the setting, the machine, the train stage's counted cost, its per-epoch FID
     and the evaluate stage's metrics (`run` and `adopt` write the same fields)."""
     metrics = json.loads(metrics_file.read_text())
-    lines = fid_curve.read_text().splitlines()[1:] if fid_curve.exists() else []
+    fids = read_tsv(fid_curve)[1] if fid_curve.exists() else []
     return {
         "name": name,
         "overrides": overrides,
@@ -219,7 +199,7 @@ def quality_row(
         "train_wall_s": train_wall_s,
         "img_s": img_s,
         **train_flops(params),
-        "fid_per_epoch": [float(line.split("\t")[-1]) for line in lines],
+        "fid_per_epoch": fids,
         "generated": {k: metrics["generated"].get(k) for k in SHOWN},
         "real_floor": {k: metrics["real_floor"].get(k) for k in SHOWN},
     }
@@ -255,7 +235,7 @@ def run_setting(
         isa,
         precision.group(1) if precision else None,
         run_dir / "evaluate/metrics.json",
-        run_dir / "results/plots/metrics/quality/fid.tsv",
+        metric_file(run_dir / "results", "quality/fid"),
         train_wall_s=round(wall, 1),
         img_s=statistics.median(speeds(log)) if speeds(log) else None,
     )
@@ -284,7 +264,7 @@ def adopt(
         "native",
         "bf16" if params["precision"] == "auto" and native_bf16 else "fp32",
         folder / "results/evaluate/metrics.json",
-        folder / "results/train/plots/metrics/quality/fid.tsv",
+        metric_file(folder / "results/train", "quality/fid"),
     )
     append(row, table)
     typer.echo(f"{name}: FID {row['generated']['fid']:.2f} (from {folder})")

@@ -1,11 +1,11 @@
 """The same 4-trial sweep (short runs of the tiny pipeline) on a Ray cluster of one worker node and of two, on
 this machine: wall time of each, the per-trial overhead (clone, pull, push: everything but the stages' work) and
-the ratio. Each node is a real `ray start` process of one CPU (tests/ray_cluster.py).
+the ratio. Each node is a real `ray start` process of one CPU (benchmarks/ray_cluster.py).
 
     python -m benchmarks.sweep_scaling                 # builds the tiny project in a temp folder first
 
-The tiny project is `tests/conftest.small_repo`'s: 512 training images, 1 epoch of batch 64 (8 steps), a 200-sample
-evaluation; a trial's time is then mostly overhead, which is what this measures.
+The tiny project has tests/conftest.small_repo's settings: 512 training images, 1 epoch of batch 64 (8 steps), a
+200-sample evaluation; a trial's time is then mostly overhead, which is what this measures.
 """
 
 from __future__ import annotations
@@ -21,9 +21,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
-from tests.conftest import DVC, copy_project, run, set_params
-from tests.ray_cluster import ENV, Cluster
+from benchmarks.ray_cluster import ENV, Cluster
+from mnist_gan.settings.params import with_changes
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = [sys.executable, "-m", "dvc"]
 
 app = typer.Typer(add_completion=False, help=__doc__)
 SMALL = {
@@ -38,16 +42,26 @@ SMALL = {
 }
 
 
+def run(cmd: list, cwd: Path) -> None:
+    done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, env=ENV)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
 def tiny_project(root: Path) -> Path:
-    repo = copy_project(root / "repo")
-    set_params(repo, **SMALL)
+    """A clone of this checkout's HEAD (a sweep sees only committed files) with tiny params, reproduced, with a
+    bare git remote and a shared DVC remote."""
+    repo = root / "repo"
+    run(["git", "clone", "-q", ROOT, repo], root)
+    params = repo / "params.yaml"
+    params.write_text(yaml.safe_dump(with_changes(yaml.safe_load(params.read_text()), SMALL), sort_keys=False))
     run(DVC + ["remote", "add", "-f", "-d", "shared", root / "dvc-storage"], repo)
     run(["git", "commit", "-qam", "tiny params, a shared DVC remote"], repo)
     run(DVC + ["repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "reproduced"], repo)
     run(["git", "init", "-q", "--bare", "-b", "main", root / "origin.git"], repo)
-    run(["git", "remote", "add", "origin", root / "origin.git"], repo)
+    run(["git", "remote", "set-url", "origin", root / "origin.git"], repo)
     run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], repo)
     return repo
 

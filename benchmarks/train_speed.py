@@ -30,35 +30,26 @@ import torch
 import typer
 from torch import nn
 
+from benchmarks.recipes import params as recipe_params
 from mnist_gan.data.mnist import load_processed
+from mnist_gan.gan.build import gan_config
 from mnist_gan.gan.models import build_gan
 from mnist_gan.gan.parallel import prepare_models
 from mnist_gan.gan.step import train_step
 from mnist_gan.gan.trainer import Trainer
-from mnist_gan.runtime import native_bf16, pick_device, set_cpu_threads
-from mnist_gan.settings.configs import GANConfig
-from mnist_gan.settings.params import load_params
+from mnist_gan.runtime import cpu_class, native_bf16, pick_device, set_cpu_threads
+from mnist_gan.settings.configs import GANConfig, TrainConfig
 
 app = typer.Typer(add_completion=False, help=__doc__)
 # The seeds' recipe, which the reference loop runs: committed network settings as a plain unconditional DCGAN with
 # BatchNorm D, trained with bce, lr_d = lr, no EMA, no penalty.
-SEEDS = load_params(Path(__file__).resolve().parents[1] / "params.yaml").updated(
-    spectral_norm=False, loss="bce", lr_d=None, gp_weight=0.0, ema_decay=0.0
-)
-MODELS = {  # name -> (GANConfig overrides, batch size)
-    "mlp": (
-        {
-            "model": "mlp",
-            "latent_dim": 64,
-            "g_hidden": [256],
-            "d_hidden": [128],
-            "g_activation": "leaky_relu",
-            "leaky_slope": 0.1,
-        },
-        32,
-    ),
-    "dcgan": ({"model": "dcgan"}, 128),
-}
+MODELS = {"mlp": "002", "dcgan": "000"}  # the networks timed: seed 002's small MLP GAN, seed 000's DCGAN
+
+
+def seed_networks(name: str) -> tuple[GANConfig, TrainConfig]:
+    """The networks and training settings of a seed recipe (recipes/seeds.yaml): what the seeds' loop trains."""
+    p = recipe_params(MODELS[name])
+    return gan_config(p.gan, p.train, p.normalize.image_size), p.train
 
 
 def reference_loop(cfg: GANConfig, raw_root: Path, batch_size: int, steps: int, device: torch.device) -> float:
@@ -113,7 +104,7 @@ def our_loop(trainer: Trainer, steps: int, device: torch.device) -> float:
 
 def make_trainer(cfg: GANConfig, batch: int, precision: str, images: torch.Tensor, dev: torch.device) -> Trainer:
     torch.manual_seed(0)
-    tcfg = replace(SEEDS.train, batch_size=batch, log_every=10**9, precision=precision)
+    tcfg = replace(seed_networks("dcgan")[1], batch_size=batch, log_every=10**9, precision=precision)
     generator, discriminator = prepare_models(*build_gan(cfg, "dcgan"), tcfg, dev)
     return Trainer(generator, discriminator, images.to(dev), tcfg, dev)
 
@@ -167,26 +158,11 @@ def conv_peak(device: torch.device, repeats: int = 5) -> float:
     return best
 
 
-def cpu_class() -> str:
-    """The CPU, what torch sees of it, and any instruction-set limit in effect (to stand in for a lesser CPU)."""
-    model = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            "unknown CPU",
-        )
-        if Path("/proc/cpuinfo").exists()
-        else "unknown CPU"
-    )
-    limits = " ".join(f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ)
-    bf16 = native_bf16(torch.device("cpu"))
-    return (
-        f"{model}, {os.cpu_count()} cores, torch capability {torch.backends.cpu.get_cpu_capability()}, "
-        f"native bf16: {bf16}" + (f" (limited: {limits})" if limits else "")
-    )
+def cpu_line() -> str:
+    """`runtime.cpu_class()` in one line."""
+    c = cpu_class()
+    limit = f" (limited: {c['isa_limit']})" if c["isa_limit"] else ""
+    return f"{c['cpu']}, {c['cores']} cores, torch capability {c['capability']}, native bf16: {c['native_bf16']}{limit}"
 
 
 def profile_fp32(trainer: Trainer, steps: int = 20, top: int = 12) -> str:
@@ -294,20 +270,20 @@ def main(
     peak = max(gemm, conv)
     report: dict = {
         "device": str(dev),
-        "cpu": cpu_class(),
+        "cpu": cpu_line(),
         "threads": torch.get_num_threads(),
         "matmul_peak_gflops": gemm / 1e9,
         "conv_peak_gflops": conv / 1e9,
     }
-    typer.echo(f"{cpu_class()}; device {dev}, {torch.get_num_threads()} threads")
+    typer.echo(f"{cpu_line()}; device {dev}, {torch.get_num_threads()} threads")
     typer.echo(
         f"fp32 peaks: GEMM {gemm / 1e9:.0f} GFLOP/s (best of 1024-4096), 3x3 conv at the DCGAN's sizes "
         f"{conv / 1e9:.0f} GFLOP/s; '% of peak' below is against the larger"
     )
     precisions = ["fp32"] + (["bf16"] if native_bf16(dev) else [])
     for name in models.split(","):
-        overrides, batch = MODELS[name]
-        cfg = replace(SEEDS.gan, **overrides)
+        cfg, seed_train = seed_networks(name)
+        batch = seed_train.batch_size
         trainers = {p: make_trainer(cfg, batch, p, images, dev) for p in precisions}
         flops = flops_per_step(trainers["fp32"])
         ref, ours = [], {p: [] for p in precisions}
@@ -327,14 +303,14 @@ def main(
     if profile:
         typer.echo(
             profile_fp32(
-                make_trainer(replace(SEEDS.gan, **MODELS["dcgan"][0]), MODELS["dcgan"][1], "fp32", images, dev)
+                make_trainer(seed_networks("dcgan")[0], seed_networks("dcgan")[1].batch_size, "fp32", images, dev)
             )
         )
     if batches:
         report["batch_scaling"] = {}
         for b in map(int, batches.split(",")):
             row = {
-                p: our_loop(make_trainer(SEEDS.gan, b, p, images, dev), max(10, steps * 128 // b), dev)
+                p: our_loop(make_trainer(seed_networks("dcgan")[0], b, p, images, dev), max(10, steps * 128 // b), dev)
                 for p in precisions
             }
             report["batch_scaling"][b] = row

@@ -304,15 +304,10 @@ def set_params(project: Path, **changes) -> None:
     """Edit params.yaml in `project`; keys like "normalize.max_train_images"."""
     import yaml
 
+    from mnist_gan.settings.params import with_changes
+
     path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for key, value in changes.items():
-        *sections, leaf = key.split(".")
-        node = params
-        for s in sections:
-            node = node[s]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    path.write_text(yaml.safe_dump(with_changes(yaml.safe_load(path.read_text()), changes), sort_keys=False))
 
 
 def tiny_images(n: int = 8, size: int = 28) -> torch.Tensor:

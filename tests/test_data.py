@@ -11,28 +11,22 @@ import pytest
 import torch
 
 from mnist_gan.data import mnist, pixels
-from mnist_gan.data.mnist import MNIST_MD5, DataError, fetch_raw, idx_bytes, idx_from_hub_wheel, read_idx, verify_raw
+from mnist_gan.data.mnist import MNIST_MD5, DataError, fetch_raw, idx_bytes, idx_from_hub_wheel, load_split, verify_raw
 
 
-def test_idx_round_trip(tmp_path):
+def test_idx_bytes_are_what_torchvision_reads(tmp_path):
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+
     array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     (tmp_path / "x").write_bytes(idx_bytes(array))
-    assert np.array_equal(read_idx(tmp_path / "x"), array)
-
-
-def test_idx_rejects_wrong_length(tmp_path):
-    (tmp_path / "x").write_bytes(idx_bytes(np.zeros((2, 3), np.uint8))[:-1])
-    with pytest.raises(DataError, match="header says 6"):
-        read_idx(tmp_path / "x")
+    assert np.array_equal(read_sn3_pascalvincent_tensor(str(tmp_path / "x")).numpy(), array)
 
 
 def test_real_mnist_is_verified(raw_mnist):
-    raw = raw_mnist / "MNIST" / "raw"
-    verify_raw(raw)
-    images = read_idx(raw / "train-images-idx3-ubyte")
-    labels = read_idx(raw / "train-labels-idx1-ubyte")
-    assert images.shape == (60000, 28, 28) and labels.shape == (60000,)
-    assert np.bincount(labels).min() > 5000  # ten classes, roughly balanced
+    verify_raw(raw_mnist / "MNIST" / "raw")
+    images, labels = load_split(raw_mnist, train=True)
+    assert images.shape == (60000, 1, 28, 28) and labels.shape == (60000,)
+    assert torch.bincount(labels).min() > 5000  # ten classes, roughly balanced
 
 
 @pytest.mark.parametrize("fault", ["flip", "truncate", "missing"])

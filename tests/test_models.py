@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.recipes import params as recipe_params
 from mnist_gan.gan.build import gan_config
 from mnist_gan.gan.families import FAMILIES
 from mnist_gan.gan.layers import ConditionalBatchNorm2d
@@ -16,34 +17,16 @@ from mnist_gan.gan.sampling import load_generator
 from mnist_gan.gan.step import make_optimizers, train_step
 from mnist_gan.settings.params import SCHEMA
 from mnist_gan.storage import save_torch
-from tests.conftest import DEFAULTS, seeds_train
+from tests.conftest import seeds_train
 
-# The five seed systems as params overrides, widths pinned (the recipes of docs/recipes.md use the same values).
-PRESETS = {
-    "dcgan": {"g_features": 64, "d_features": 64},
-    "mlp": {"model": "mlp", "latent_dim": 64, "g_hidden": [256, 256], "d_hidden": [256, 256]},
-    "mlp-small": {
-        "model": "mlp",
-        "latent_dim": 64,
-        "g_hidden": [256],
-        "d_hidden": [128],
-        "g_activation": "leaky_relu",
-        "leaky_slope": 0.1,
-    },
-    "conv": {"model": "conv", "g_features": 64, "d_features": 64},
-    "dcgan64": {"model": "dcgan64", "image_size": 64, "g_features": 64, "d_features": 64},
-}
-
-
-SEEDS = {"conditional": False, "loss": "bce", "spectral_norm": False, "r1_gamma": 0.0}  # what the seeds have
+# The five seed systems (recipes/seeds.yaml), by the family each trains; mlp-small is seed 002's small MLP.
+PRESETS = {"dcgan": "000", "mlp": "001", "mlp-small": "002", "conv": "003", "dcgan64": "004"}
 
 
 def config(name: str, **extra):
-    """The GANConfig of a preset, from the seeds' settings (not the project's default) plus `extra`."""
-    overrides = {**SEEDS, **PRESETS[name], **extra}
-    image_size = overrides.pop("image_size", 28)
-    params = DEFAULTS.updated(**overrides)
-    return gan_config(params.gan, params.train, image_size)
+    """The GANConfig of a seed's recipe plus `extra` (params keys)."""
+    params = recipe_params(PRESETS[name]).updated(**extra)
+    return gan_config(params.gan, params.train, params.normalize.image_size)
 
 
 @pytest.mark.parametrize("conditional", [False, True])

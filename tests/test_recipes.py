@@ -1,16 +1,15 @@
-"""The recipes of docs/recipes.md (one `dvc exp run -S ...` line per seed system) run as written, for a few steps,
+"""The recipes of recipes/seeds.yaml (docs/recipes.md shows one `dvc exp run -S ...` line each) run, for a few steps,
 through every stage their keys reach: train (and normalize, for seed 004's 64x64 images). The stages after train read
 only generator.pt, the same code for every family: seed 004 (unconditional, 64x64 images downsized for the classifier)
 also runs sample and evaluate; the tiny repo's own repro covers them for a conditional 28x28 generator, and
 tests/test_export.py exports every family."""
 
 import json
-import re
-import shlex
 
 import pytest
 import yaml
 
+from benchmarks.recipes import overrides, recipes, shell_lines
 from tests.conftest import DVC, ROOT, committed_copy, run
 
 # Appended to each recipe: later -S flags for the same key win, so each runs a few steps on little data (no
@@ -29,22 +28,10 @@ SHORT = [
 ]
 
 
-def documented_recipes() -> dict[str, list[str]]:
-    """{seed id: argv} for every line `dvc exp run ...  # seed NNN` of docs/recipes.md (its first code block)."""
-    section = (ROOT / "docs" / "recipes.md").read_text()
-    section = section[: section.index("```", section.index("```bash") + 7)]
-    recipes = {}
-    shared = re.search(r'^SEEDS="([^"]*)"', section, re.M)  # the flags every recipe shares, as the shell expands them
-    section = section.replace("$SEEDS", shared.group(1) if shared else "$SEEDS")
-    for line in section.replace("\\\n", " ").splitlines():
-        match = re.match(r"\s*(dvc exp run .*?)\s*#\s*seed (\d{3})", line)
-        if match:
-            recipes[match.group(2)] = shlex.split(match.group(1))
-    return recipes
-
-
-def test_docs_have_a_recipe_for_each_seed():
-    assert sorted(documented_recipes()) == ["000", "001", "002", "003", "004"]
+def test_a_recipe_for_each_seed_and_docs_show_them():
+    assert sorted(recipes()) == ["000", "001", "002", "003", "004"]
+    page = (ROOT / "docs" / "recipes.md").read_text()
+    assert all(line in page for line in shell_lines())  # generated from recipes/seeds.yaml (make docs)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +44,7 @@ def recipes_repo(small_repo, tmp_path_factory):
 @pytest.mark.parametrize("seed", ["000", "001", "002", "003", "004"])
 def test_recipe_runs(recipes_repo, seed):
     repo = recipes_repo
-    argv = documented_recipes()[seed]
+    argv = ["dvc", "exp", "run", *[part for value in overrides(seed) for part in ("-S", value)]]
     stages = ["train", "sample", "evaluate"] if seed == "004" else ["train"]
     out = run(DVC + argv[1:] + SHORT + stages, repo).output
     assert all(f"Running stage '{stage}'" in out for stage in stages), out

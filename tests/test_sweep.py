@@ -13,10 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from benchmarks.ray_cluster import ENV, Cluster, free_ports
 from mnist_gan.sweep.grid import expand
 from mnist_gan.vcs import experiments
 from tests.conftest import DVC, committed_copy, console_script, output_md5, run
-from tests.ray_cluster import ENV, Cluster, free_ports
 
 SWEEP = [sys.executable, "-m", "mnist_gan.cli", "sweep"]
 # trials train without the per-epoch FID (`dvc exp run train`: what comes after it in the DAG is not what these tests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -83,6 +84,25 @@ def precision_reason(requested: str, device: torch.device) -> str:
             f"would be about 10x slower"
         )
     return f"fp32: this {what} has no native bf16"
+
+
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # how a faster CPU stands in for an AVX2-only one
+
+
+def cpu_class() -> dict:
+    """This CPU as every timing names it: model, cores, what torch runs on it (its capability, native bf16) and
+    any instruction-set limit in effect (ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 = an AVX2-only CPU)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    limits = {k: os.environ[k] for k in ISA_LIMITS if k in os.environ}
+    return {
+        "cpu": model or "unknown CPU",
+        "cores": os.cpu_count(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16(torch.device("cpu")),
+        "avx512": " avx512f" in info,
+        "isa_limit": " ".join(f"{k}={v}" for k, v in limits.items()) or None,
+    }
 
 
 def seed_everything(seed: int) -> None:

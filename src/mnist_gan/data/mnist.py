@@ -63,21 +63,8 @@ def verify_raw(raw_dir: Path) -> None:
             raise DataError(f"{path} is corrupt: MD5 {got}, expected {md5}")
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Parse an idx file (big-endian header: 0, 0, dtype 0x08 = uint8, ndim; then ndim uint32 sizes)."""
-    data = Path(path).read_bytes()
-    if len(data) < 4 or data[0:3] != b"\x00\x00\x08":
-        raise DataError(f"{path} is not a uint8 idx file")
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    offset = 4 + 4 * ndim
-    if len(data) != offset + int(np.prod(shape)):
-        raise DataError(f"{path} has {len(data) - offset} data bytes, its header says {int(np.prod(shape))}")
-    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
-
-
 def idx_bytes(array: np.ndarray) -> bytes:
-    """The idx encoding of a uint8 array (inverse of `read_idx`)."""
+    """The idx encoding of a uint8 array (what torchvision's MNIST loader reads)."""
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 

@@ -115,3 +115,29 @@ def load_params(path: str | os.PathLike | None = None) -> Params:
         at = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
     return Params.from_values(validate(raw, str(path)))
+
+
+def with_changes(raw: dict, changes: dict[str, Any] | list[str]) -> dict:
+    """A deep copy of a params mapping with dotted keys set ("lr", "normalize.max_train_images"): from a mapping, or
+    from `key=value` strings whose values are read as YAML, as `dvc exp run -S` reads them. Not validated (see
+    `validate`); a key params.yaml lacks is a ParamsError."""
+    import copy
+
+    if isinstance(changes, list):
+        pairs = {}
+        for item in changes:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ParamsError(f"{item!r} is not key=value")
+            pairs[key.strip()] = yaml.safe_load(value)
+        changes = pairs
+    out = copy.deepcopy(raw)
+    for key, value in changes.items():
+        *sections, leaf = key.split(".")
+        node = out
+        for part in sections:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            raise ParamsError(f"params.yaml has no key {key}")
+        node[leaf] = value
+    return out

@@ -1,0 +1,52 @@
+"""The seed recipes of recipes/seeds.yaml: their settings, their `dvc exp run` lines (docs/recipes.md is generated
+from these), and their params, for the tests and benchmarks that train a seed's networks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from mnist_gan.settings.configs import Params
+from mnist_gan.settings.params import load_params, validate, with_changes
+
+ROOT = Path(__file__).resolve().parents[1]
+FILE = ROOT / "recipes" / "seeds.yaml"
+
+
+def recipes() -> dict[str, dict]:
+    """{seed id: {"title": ..., "set": {params key: value}}}, each `set` with the shared keys first."""
+    data = yaml.safe_load(FILE.read_text())
+    return {seed: {**r, "set": {**data["shared"], **r["set"]}} for seed, r in data["recipes"].items()}
+
+
+def shared() -> dict:
+    return yaml.safe_load(FILE.read_text())["shared"]
+
+
+def flag(key: str, value) -> str:
+    """`key=value` as `dvc exp run -S` takes it (YAML flow for lists and null)."""
+    text = json.dumps(value) if isinstance(value, list) else yaml.safe_dump(value, default_flow_style=True)
+    return f"{key}={text.strip().removesuffix('...').strip().replace(', ', ',')}"
+
+
+def overrides(seed: str) -> list[str]:
+    """The `-S` values of a recipe (shared keys included), in order."""
+    return [flag(k, v) for k, v in recipes()[seed]["set"].items()]
+
+
+def params(seed: str, base: Path = ROOT / "params.yaml") -> Params:
+    """The committed params with the recipe applied, validated."""
+    raw = with_changes(load_params(base).as_dict(), recipes()[seed]["set"])
+    return Params.from_values(validate(raw, f"recipe {seed}"))
+
+
+def shell_lines() -> list[str]:
+    """docs/recipes.md's block: `SEEDS="..."` (the shared flags), then one `dvc exp run $SEEDS ...` per seed."""
+    lines = ['SEEDS="' + " ".join(f"-S {flag(k, v)}" for k, v in shared().items()) + '"']
+    for seed, recipe in recipes().items():
+        own = [flag(k, v) for k, v in yaml.safe_load(FILE.read_text())["recipes"][seed]["set"].items()]
+        quoted = [f"'{f}'" if "[" in f else f for f in own]
+        lines.append(f"dvc exp run $SEEDS {' '.join(f'-S {f}' for f in quoted)}   # seed {seed}: {recipe['title']}")
+    return lines
