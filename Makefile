@@ -7,11 +7,12 @@ LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 export DVC_NO_ANALYTICS := 1
 SHELL := /bin/bash
+DOCS := README.md $(wildcard docs/*.md)
 .SHELLFLAGS := -o pipefail -c
 # pip warns once per configured-but-absent local index on some machines; keep real messages only
 QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location .* is ignored' || true; }
 
-.PHONY: run test test-fast lint fmt bench gpu-check venv browser clean lock
+.PHONY: run test test-fast lint fmt docs bench gpu-check venv browser clean lock
 
 venv: $(STAMP)
 
@@ -33,6 +34,11 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/cog --check -p "import sys; sys.path[:0] = ['src', '.']" $(DOCS) || { echo "a generated section is stale: make docs"; exit 1; }
+
+# The figures of README.md and docs/ are generated from the committed results and benchmark tables (benchmarks/docs.py)
+docs: $(STAMP)
+	$(BIN)/cog -r -p "import sys; sys.path[:0] = ['src', '.']" $(DOCS)
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -93,10 +93,12 @@ def cpu_class() -> dict:
     """This CPU as every timing names it: model, cores, what torch runs on it (its capability, native bf16) and
     any instruction-set limit in effect (ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 = an AVX2-only CPU)."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    fields = dict(line.split(":", 1) for line in info.split("\n\n")[0].splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
     limits = {k: os.environ[k] for k in ISA_LIMITS if k in os.environ}
     return {
-        "cpu": model or "unknown CPU",
+        "cpu": fields.get("model name", "unknown CPU"),
+        "family": fields.get("cpu family"),  # the same model name spans generations: family tells them apart
         "cores": os.cpu_count(),
         "capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": native_bf16(torch.device("cpu")),
