@@ -399,6 +399,16 @@ def markdown(
             )
 
 
+def timed_on(speed_table: Path) -> str:
+    """The CPU class of the native bf16 `speed` rows, in words, for the axis label."""
+    native = [r for r in rows(speed_table) if r["isa_limit"] == "native" and r["precision"] == "bf16"]
+    if not native:
+        return "no timed CPU"
+    r = native[-1]
+    family = f" family {r['family']}" if r.get("family") else ""
+    return f"{r['cores']}-core {r['cpu']}{family}, {r['capability']}, native bf16"
+
+
 @app.command()
 def plot(
     table: Annotated[Path, typer.Argument(help="JSON-lines table.")] = TABLE,
@@ -421,7 +431,7 @@ def plot(
             axes[0],
             lambda r: train_minutes(r, times),
             (True,),
-            "train stage, minutes (bf16 on this 2-core AVX512_BF16 CPU)",
+            f"train stage, minutes (bf16 on {timed_on(speed_table)})",
         ),
         (axes[1], lambda r: r["train_flops"] / 1e15, (True, False), "train stage, PFLOP (counted)"),
     ]

@@ -1,6 +1,6 @@
 """The `mnist-gan` console script: the commands that are not pipeline stages.
 
-    mnist-gan serve --model models/generator.onnx     # the digit server (serve.py), no torch imported
+    mnist-gan serve --model models/generator.onnx     # the digit server (serving/server.py), no torch
     mnist-gan compare [REV ...] --out reports/compare.html   # one offline page over experiments (compare.py)
     mnist-gan sweep -S lr=0.0001,0.0002 [--address HOST:PORT]   # a grid of `dvc exp run` trials on Ray (sweep/)
 

@@ -7,7 +7,7 @@
 - Precision / recall with k-NN manifolds (Kynkaanniemi et al. 2019, https://arxiv.org/abs/1904.06991).
 - Memorization: each sample's L2 distance (pixels in [-1, 1]) to its nearest training image.
 
-Each metric of the evaluate stage is one entry in `metric_registry.METRICS` (label, direction, format) and one
+Each metric of the evaluate stage is one entry in `registry.METRICS` (label, direction, format) and one
 function here registered with `@metric(key)`, reading a `Scored` set; `summarize` runs them all.
 """
 
@@ -41,7 +41,7 @@ class _Precomputed(nn.Module):
 def fid(real_features: torch.Tensor, fake_features: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two feature sets (N, D); ~0 for identical sets."""
     dim = real_features.shape[1]
-    from torchmetrics.image.fid import FrechetInceptionDistance  # ~2.6 s to import: only when a FID is computed
+    from torchmetrics.image.fid import FrechetInceptionDistance  # a slow import: only when a FID is computed
 
     metric = FrechetInceptionDistance(feature=_Precomputed(dim), input_img_size=(dim,), normalize=False)
     metric.update(real_features.double(), real=True)
@@ -148,7 +148,7 @@ FUNCTIONS: dict[str, MetricFn] = {}
 
 
 def metric(key: str) -> Callable[[MetricFn], MetricFn]:
-    """Register the function computing the metric `key` of metric_registry.METRICS (one function per entry)."""
+    """Register the function computing the metric `key` of registry.METRICS (one function per entry)."""
 
     def register(fn: MetricFn) -> MetricFn:
         assert key in METRICS and key not in FUNCTIONS, f"metric {key!r}: one METRICS entry, one function"
@@ -214,7 +214,7 @@ def _closer_than_test_1pct(s: Scored) -> float:
 
 
 def summarize(s: Scored) -> dict:
-    """Every metric of metric_registry.METRICS that applies to the set, in the registry's order."""
+    """Every metric of registry.METRICS that applies to the set, in the registry's order."""
     values = {key: FUNCTIONS[key](s) for key in METRICS}
     return {key: value for key, value in values.items() if value is not None}
 

@@ -17,7 +17,7 @@ from mnist_gan.storage import write_bytes
 
 def image_grid(images: torch.Tensor, nrow: int = 8) -> Image.Image:
     """(N, C, H, W) floats in [-1, 1] -> one PIL image with a 2-pixel border between tiles."""
-    # imported here: torchvision's import pulls in torch._dynamo (~1.5 s), which a stage that stops on bad input
+    # imported here: torchvision's import pulls in torch._dynamo (seconds), which a stage that stops on bad input
     # before drawing anything, or the report, which draws no grid, need not pay
     from torchvision.utils import make_grid
 

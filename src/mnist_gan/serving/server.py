@@ -177,7 +177,7 @@ class ServeError(PipelineError):
 
 
 def run_server(model: Path, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, threads: int = 1) -> None:
-    """`mnist-gan serve` (commands.py): check the model in one line, then run uvicorn until Ctrl-C."""
+    """`mnist-gan serve` (cli.py): check the model in one line, then run uvicorn until Ctrl-C."""
     if not model.is_file():
         raise ServeError(f"{model} does not exist; run `dvc repro export` or `dvc pull {model}`")
     try:

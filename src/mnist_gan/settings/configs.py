@@ -4,7 +4,7 @@ fields and returns a `Params`, which is all a stage reads.
 
 Top-level params.yaml keys are the settings of `GANConfig` and `TrainConfig` (so `dvc exp run -S lr=0.0002` works
 as typed); each section (`sample:`, `evaluate:`, ...) is one config below. Fields without a rule are derived by
-the train stage (`training.gan_config`) and stored with the weights, so a generator is rebuilt from its file alone.
+the train stage (`gan.build.gan_config`) and stored with the weights, so a generator is rebuilt from its file alone.
 
 Torch-free and importing nothing of the package but `rules`: models, trainer, stages and server all import their
 types from here, and none of them import each other for a type.
