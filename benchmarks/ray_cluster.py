@@ -1,11 +1,18 @@
 """A real Ray cluster on this machine for the sweep tests and benchmark: a head (no CPUs, so trials run only on
-workers) and worker nodes of one CPU each, every one its own `ray start --block` process (its own raylet), all on
-127.0.0.1 with ports of their own, a small object store, usage stats off, stopped by pid.
+workers) and worker nodes of one CPU each, every one its own `ray start --block` process (its own raylet), with ports
+of their own, a small object store, usage stats off, token authentication on, stopped by pid.
+
+The whole cluster lives in a network namespace of its own that holds only the loopback interface (`unshare --net`;
+root): Ray 2.60 replaces a loopback --node-ip-address by the machine's address and binds there, so outside such a
+namespace every node would listen on the machine's network. Whatever must reach the cluster (the sweep driver, a
+probe) runs inside it too: `Cluster.enter + command`, with `Cluster.env` (which carries the cluster's token).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -17,9 +24,8 @@ from pathlib import Path
 import psutil
 
 RAY = str(Path(sys.executable).with_name("ray"))
-# token auth off: a local ray.init() would otherwise write ~/.ray/auth_token, which later heads pick up and later
-# clients do not (Ray 2.60), so every cluster of a test session would reject its drivers
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 STORE = str(80 * 2**20)  # object store per node: trials return small results only
 
 
@@ -66,10 +72,48 @@ def running(p: psutil.Process) -> bool:
         return False
 
 
+def namespaces() -> str | None:
+    """Why a network namespace cannot be made here (not root, no `unshare`), or None when it can."""
+    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        return "unshare and nsenter (util-linux) are not installed"
+    done = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True)
+    return None if done.returncode == 0 else f"unshare --net refused: {done.stderr.strip() or 'not root?'}"
+
+
+def listening(procs: list[psutil.Process]) -> set[tuple[str, str]]:
+    """(process name, address) of every listening TCP socket of `procs`, which must share this process's network
+    namespace (psutil reads the sockets of the namespace it runs in: `Cluster.listening` runs it inside)."""
+    found = set()
+    for p in procs:
+        try:
+            found |= {(p.name(), c.laddr.ip) for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            pass
+    return found
+
+
 class Cluster:
     """`with Cluster(workers=2) as c:` ... `c.address`, `c.kill_worker(i)`; every process stopped at exit."""
 
     def __init__(self, workers: int = 2, cpus: int = 1):
+        self.namespace = subprocess.Popen(
+            ["unshare", "--net", "--", "sh", "-c", "ip link set lo up && exec sleep infinity"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.enter = ["nsenter", f"--net=/proc/{self.namespace.pid}/ns/net", "--"]
+        self.env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        deadline = time.time() + 10
+        while (
+            "UP"
+            not in subprocess.run(
+                [*self.enter, "ip", "-br", "link", "show", "lo"], capture_output=True, text=True
+            ).stdout
+        ):
+            if time.time() > deadline:
+                self.namespace.kill()
+                raise RuntimeError("the cluster's network namespace did not come up")
+            time.sleep(0.05)
         self.temp = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths have a length limit
         self.port, client, flags = cluster_ports(1 + workers)
         self.address = f"127.0.0.1:{self.port}"
@@ -100,14 +144,16 @@ class Cluster:
             "--disable-usage-stats",
             *flags,
         ]
-        return subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen([*self.enter, *cmd], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _nodes(self) -> int:
         code = (
             f"import ray; ray.init(address={self.address!r}, logging_level='ERROR', log_to_driver=False); "
             "print(sum(n['Alive'] for n in ray.nodes()))"
         )
-        done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [*self.enter, sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=120
+        )
         return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else 0
 
     def _wait_for(self, ready, what: str, timeout: float = 180) -> None:
@@ -162,6 +208,25 @@ class Cluster:
             except psutil.NoSuchProcess:
                 pass
         shutil.rmtree(self.temp, ignore_errors=True)
+        self.namespace.kill()
+        self.namespace.wait()
+
+    def all_processes(self) -> list[psutil.Process]:
+        return [p for node in [self.head, *self.workers] for p in self.processes(node)]
+
+    def listening(self) -> set[tuple[str, str]]:
+        """(process name, address) of every listening socket of every process of the cluster, read inside it."""
+        pids = [p.pid for p in self.all_processes()]
+        code = (
+            "import json, sys, psutil; from benchmarks.ray_cluster import listening; "
+            "print(json.dumps(sorted(listening([psutil.Process(int(a)) for a in sys.argv[1:]]))))"
+        )
+        root = Path(__file__).resolve().parents[1]
+        env = {**self.env, "PYTHONPATH": f"{root}:{root / 'src'}"}
+        done = subprocess.run(
+            [*self.enter, sys.executable, "-c", code, *map(str, pids)], env=env, capture_output=True, text=True
+        )
+        return {tuple(pair) for pair in json.loads(done.stdout)}
 
     def __enter__(self) -> Cluster:
         return self

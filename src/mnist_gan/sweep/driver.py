@@ -9,10 +9,13 @@ node or worker dies), shows a live table, and `dvc exp pull`s every finished tri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -70,6 +73,46 @@ class Board:
         return self.runs
 
 
+@contextlib.contextmanager
+def native_stderr_quiet():
+    """File descriptor 2 into a scratch file while the block runs (Ray's C++ core writes there directly, past
+    Python's sys.stderr); what it wrote is dropped: a failure is reported in one line by the caller."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as scratch:
+        os.dup2(scratch.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def local_only() -> None:
+    """The embedded default's Ray, before ray.init starts it: on the loopback only, with a token of its own.
+
+    Ray 2.60 replaces a loopback node address by the machine's and binds there (even a local `ray.init()` listens on
+    every address); `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` is its single-machine mode, which binds 127.0.0.1 (one node,
+    as here). A local `ray.init()` also turns token authentication on and writes ~/.ray/auth_token, which every later
+    `ray start --head` of the user would then require: a random token in this process's environment (inherited by
+    the Ray processes it starts) keeps authentication on and writes nothing. A user's own RAY_AUTH_* settings win."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if not any(k in os.environ for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # ray.init then turns token mode on itself
+
+
+def token_refused(error: BaseException, authentication_error: type) -> bool:
+    """Whether a failed ray.init was the cluster refusing the token: Ray raises it as an AuthenticationError, or as a
+    ConnectionError / RuntimeError ("Failed to connect to GCS") with the AuthenticationError somewhere in its chain."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, authentication_error) or "InvalidAuthToken" in str(error):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def connect(address: str | None, cpus: float):
     """ray.init on the cluster at `address` (checked first: one line if nothing answers), or a local instance."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -79,14 +122,29 @@ def connect(address: str | None, cpus: float):
             socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
         except (OSError, ValueError) as e:
             raise SweepError(f"cannot reach the Ray cluster at {address}: {e}") from None
+    if address is None:
+        local_only()
     try:
         import ray
     except ImportError:
         raise SweepError("ray is not installed in this environment: `make venv` installs it (pyproject.toml)") from None
 
     if address is not None:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        try:
+            with native_stderr_quiet():  # Ray's core logs every retry of a refused token on fd 2
+                ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        except (ray.exceptions.AuthenticationError, ConnectionError, RuntimeError) as e:
+            if not token_refused(e, ray.exceptions.AuthenticationError):
+                raise
+            raise SweepError(
+                f"the Ray cluster at {address} refused this driver's token (none, or not the cluster's): give it the "
+                f"token every node of the cluster runs with, RAY_AUTH_TOKEN=<token> or RAY_AUTH_TOKEN_PATH=<file> "
+                f"(docs/sweeps.md)"
+            ) from None
     else:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False  # what the variable set above means, if ray was imported before
         ray.init(
             num_cpus=max(os.cpu_count() or 1, int(cpus)),
             include_dashboard=False,
