@@ -41,7 +41,16 @@ app = typer.Typer(add_completion=False, help=__doc__)
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "docs" / "pareto.jsonl"
 ISA = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
-SHOWN = ("fid", "precision", "recall", "label_accuracy", "classifier_score", "classes_covered")
+SHOWN = (
+    "fid",
+    "precision",
+    "recall",
+    "label_accuracy",
+    "per_digit_fid_max",
+    "classifier_score",
+    "classes_covered",
+    "closer_than_test_1pct",
+)
 
 
 def overridden(settings: list[str], base: Path | None = None) -> dict:
@@ -330,29 +339,41 @@ def rows(table: Path) -> list[dict]:
 SPEED = ROOT / "docs" / "pareto_speed.jsonl"
 
 
-def setting(r: dict) -> str:
-    """A row's network and schedule in a few words: G/D widths, epochs, batch, EMA decay, and what else differs."""
-    p = r["params"]
-    words = [
-        f"G{p['g_features']}/D{p['d_features']}",
-        f"{p['epochs']} ep",
-        f"b{p['batch_size']}",
-        f"EMA {p['ema_decay']:g}",
-    ]
-    if p["lr"] != 0.0002 or (p["lr_d"] or p["lr"]) != 0.0004:
-        words.append(f"lr {p['lr']:g}/{p['lr_d'] or p['lr']:g}")
-    if p["seed"] != 42:
-        words.append(f"seed {p['seed']}")
-    return ", ".join(words)
+def setting(r: dict, base: dict | None = None) -> str:
+    """A row's setting as the `-S` changes that make it from `base` (the committed params.yaml), seed apart."""
+    from benchmarks.docs import difference, shown
+
+    return shown(difference(r["params"], base), "the default" if base is None else "that default")
 
 
-COST_KEYS = ("model", "conditional", "g_features", "d_features", "batch_size", "d_steps", "quality_samples")
+# What an epoch's time depends on (the networks, the objective's passes, the batch, the per-epoch FID probe)
+COST_KEYS = (
+    "model",
+    "conditional",
+    "g_features",
+    "d_features",
+    "g_upsample",
+    "g_self_modulation",
+    "d_mbstd",
+    "spectral_norm",
+    "loss",
+    "gp_weight",
+    "r1_gamma",
+    "r2_gamma",
+    "reg_every",
+    "batch_size",
+    "d_steps",
+    "quality_samples",
+)
 
 
 def network(params: dict) -> tuple:
-    """What an epoch's time depends on (the networks, the batch, the per-epoch FID probe): rows that share it share
-    their `speed` figures (a different seed, EMA decay or epoch count costs the same per epoch)."""
-    return tuple(params[k] for k in COST_KEYS)
+    """Rows that share these settings share their `speed` figures (a different seed, learning rate, EMA or epoch
+    count costs the same per epoch); a setting absent from an older row reads as it was then (docs.BEFORE)."""
+    from benchmarks.docs import top_level
+
+    p = top_level(params)
+    return tuple(json.dumps(p.get(k)) for k in COST_KEYS)
 
 
 def quiet_times(speed_table: Path) -> dict[tuple, tuple[float, float]]:
@@ -372,31 +393,51 @@ def train_minutes(r: dict, times: dict, precision: str = "bf16", isa: str = "nat
     return None if measured is None else (measured[0] + measured[1] * r["epochs"]) / 60
 
 
+SPEEDS = (("bf16", "native"), ("fp32", "native"), ("fp32", "avx2"))
+
+
+def study_table(table: list[dict], times: dict, conditional: bool, base: dict | None = None) -> str:
+    """The quality table of one mode as Markdown, cheapest first (then best FID): the setting, its counted cost,
+    its train minutes where its network was timed, and the evaluate stage's metrics."""
+    from benchmarks.docs import percent
+    from benchmarks.docs import table as markdown_table
+
+    def number(value, fmt: str) -> str:
+        return "" if value is None else format(value, fmt)
+
+    body = []
+    mine = [r for r in table if r["params"]["conditional"] == conditional]
+    for r in sorted(mine, key=lambda r: (r["train_flops"], r["generated"]["fid"])):
+        g = r["generated"]
+        minutes = [train_minutes(r, times, *k) for k in SPEEDS]
+        body.append(
+            [
+                r["name"],
+                setting(r, base),
+                r["params"]["seed"],
+                f"{r['flops_per_image'] / 1e6:.0f}",
+                *(number(m, ".1f") for m in minutes),
+                f"{g['fid']:.2f}",
+                number(g.get("precision"), ".3f"),
+                number(g.get("recall"), ".3f"),
+                *([percent(g.get("label_accuracy")), number(g.get("per_digit_fid_max"), ".1f")] if conditional else []),
+            ]
+        )
+    changes = "`-S` from the default" if base is None else "`-S` from that"
+    head = ["row", changes, "seed", "MFLOP/img", "train min, bf16", "fp32", "fp32, AVX2 limit"]
+    head += ["FID", "precision", "recall", *(["label accuracy", "worst digit FID"] if conditional else [])]
+    return markdown_table(head, body)
+
+
 @app.command("table")
 def markdown(
     table: Annotated[Path, typer.Argument(help="JSON-lines table.")] = TABLE,
     speed_table: Annotated[Path, typer.Option(help="The `speed` rows.")] = SPEED,
 ):
-    """Print the table as Markdown, conditional then unconditional, cheapest first."""
-    times = quiet_times(speed_table)
-    head = (
-        "| setting | | MFLOP per image | train PFLOP | train min, bf16 | fp32 | fp32, AVX2 | FID | precision | "
-        "recall | label accuracy |"
-    )
+    """Print the table as Markdown, conditional then unconditional (docs/pareto.md holds it: `make docs`)."""
     for conditional in (True, False):
         typer.echo(f"\n**{'conditional' if conditional else '`-S conditional=false`'}**\n")
-        typer.echo(head)
-        typer.echo("|---|---|---|---|---|---|---|---|---|---|---|")
-        mine = [r for r in rows(table) if r["params"]["conditional"] == conditional]
-        for r in sorted(mine, key=lambda r: r["train_flops"]):
-            g = r["generated"]
-            acc = f"{100 * g['label_accuracy']:.2f}%" if g.get("label_accuracy") is not None else ""
-            cols = [train_minutes(r, times, *k) for k in (("bf16", "native"), ("fp32", "native"), ("fp32", "avx2"))]
-            shown = ["" if c is None else f"{c:.1f}" for c in cols]
-            typer.echo(
-                f"| {r['name']} | {setting(r)} | {r['flops_per_image'] / 1e6:.0f} | {r['train_flops'] / 1e15:.3f} "
-                f"| {' | '.join(shown)} | {g['fid']:.2f} | {g['precision']:.3f} | {g['recall']:.3f} | {acc} |"
-            )
+        typer.echo(study_table(rows(table), quiet_times(speed_table), conditional))
 
 
 def timed_on(speed_table: Path) -> str:
