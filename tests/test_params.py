@@ -34,8 +34,8 @@ def error_for(raw) -> str:
 
 
 def test_the_committed_params_are_valid():
-    params = load_params(ROOT / "params.yaml")
-    assert params.train.lr == 0.0002 and params.gan.model == "dcgan"
+    params, raw = load_params(ROOT / "params.yaml"), yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert params.train.lr == raw["lr"] and params.train.beta1 == raw["beta1"] and params.gan.model == "dcgan"
 
 
 @pytest.mark.parametrize(
