@@ -6,6 +6,7 @@ import io
 import re
 
 import pytest
+import yaml
 from PIL import Image
 
 from tests.conftest import CHROMIUM, PY, committed_copy, console_script, images_outside_tables, render, run, tables
@@ -41,7 +42,8 @@ def test_page_has_a_row_per_revision_with_the_differing_param(swept):
     header, *rows = tables(md)[0]
     assert header[:2] == ["revision", "FID"] and header[-1] == "lr"  # the one param that differs
     assert sorted(r[0] for r in rows) == ["main", "slow"]
-    assert {r[0]: r[-1] for r in rows} == {"slow": "0.0001", "main": "0.0002"}
+    default_lr = yaml.safe_load(run(["git", "show", "main:params.yaml"], swept).stdout)["lr"]
+    assert {r[0]: r[-1] for r in rows} == {"slow": "0.0001", "main": str(default_lr)}
     fids = [float(r[header.index("FID")].strip("*")) for r in rows]
     assert fids == sorted(fids)  # sorted by FID, best first
     assert rows[0][header.index("FID")].startswith("**")  # and marked best

@@ -270,6 +270,8 @@ def test_ctrl_c_cancels_the_running_trials(project, cluster, tmp_path):
         *QUICK,
         "-S",
         "seed=7,8",
+        "-S",
+        "epochs=40",  # trials that outlast the signal (a few steps per epoch of the tiny data)
         "--name",
         "stop",
         *on_cluster(cluster),
