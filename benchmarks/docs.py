@@ -89,8 +89,9 @@ def top_level(params: dict) -> dict:
 
 def difference(params: dict, base: dict | None = None, ignore: tuple = ("seed",)) -> dict:
     """The top-level settings in which a row's params differ from `base` (the committed params.yaml)."""
-    mine, theirs = top_level(params), top_level(base or committed())
-    order = [*theirs, *(k for k in mine if k not in theirs)]  # params.yaml's order
+    base = base or committed()
+    mine, theirs = top_level(params), top_level(base)
+    order = [*base, *(k for k in mine if k not in base)]  # params.yaml's order
     return {k: mine.get(k) for k in order if k not in (*ignore, *QUIET) and theirs.get(k) != mine.get(k)}
 
 

@@ -26,6 +26,11 @@ TABLE = ROOT / "docs" / "timings.jsonl"
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
+@app.callback()
+def main() -> None:
+    """Subcommands: record (more may come, e.g. a table)."""
+
+
 @app.command()
 def record(
     name: Annotated[str, typer.Argument(help='What is timed, as the docs name it ("make run").')],
