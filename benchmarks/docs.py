@@ -112,7 +112,7 @@ def default_runs(conditional: bool) -> list[dict]:
 
 
 # The optimizer of the defaults before the recipe study: the width and EMA sweeps ran with it
-EARLIER_OPTIMIZER = {"beta1": 0.5, "beta2": 0.999, "lr": 0.0002, "lr_d": 0.0004, "lr_schedule": "constant"}
+EARLIER_OPTIMIZER = {"beta1": 0.5, "beta2": 0.999, "lr": 0.0002, "lr_d_ratio": 2.0, "lr_schedule": "constant"}
 
 
 def earlier(params: dict) -> bool:

@@ -50,7 +50,8 @@ import typer
 
 from mnist_gan.data.mnist import MNIST_MD5, load_split, verify_raw
 from mnist_gan.evaluation.classifier import predict, train_classifier
-from mnist_gan.evaluation.scoring import QualityProbe, evaluate
+from mnist_gan.evaluation.probe import QualityProbe
+from mnist_gan.evaluation.scoring import evaluate
 from mnist_gan.gan.build import build_trainer, recorded_settings
 from mnist_gan.gan.sampling import generate, load_generator
 from mnist_gan.gan.trainer import EpochEnd, Hooks, RunFiles, Trainer
@@ -386,7 +387,8 @@ def train_and_score(
     generator = load_generator(files.generator, device)
     t = time.perf_counter()
     n = 200 if quick else params.evaluate.n_samples
-    result = evaluate(generator, clf, data.train, data.test, n, params.evaluate.seed, params.evaluate.nearest_k)
+    e = params.evaluate
+    result = evaluate(generator, clf, data.train, data.test, n, e.seed, e.nearest_k, params.two_sample)
     eval_s = time.perf_counter() - t
     g, r = result.metrics["generated"], result.metrics["real_floor"]
     keys = ("fid", "precision", "recall", "label_accuracy", "classifier_score", "per_digit_fid_max")

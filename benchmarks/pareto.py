@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "docs" / "pareto.jsonl"
 ISA = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
 SHOWN = (
+    "two_sample_accuracy",
+    "per_digit_two_sample_max",
     "fid",
     "precision",
     "recall",
@@ -61,6 +63,16 @@ def overridden(settings: list[str], base: Path | None = None) -> dict:
     raw = with_changes(yaml.safe_load((base or ROOT / "params.yaml").read_text()), list(settings))
     validate(raw)
     return raw
+
+
+def upgraded(params: dict) -> dict:
+    """A run's params in today's layout: D's learning rate as a multiple of lr (`lr_d`, an absolute rate or null,
+    became `lr_d_ratio`), and the sections a run trained before they existed took from params.yaml as it is now."""
+    if "lr_d" in params:  # in its place, so the file reads in params.yaml's order
+        ratio = 1.0 if params["lr_d"] is None else params["lr_d"] / params["lr"]
+        params = {("lr_d_ratio" if k == "lr_d" else k): (ratio if k == "lr_d" else v) for k, v in params.items()}
+    current = yaml.safe_load((ROOT / "params.yaml").read_text())
+    return {**params, **{k: v for k, v in current.items() if isinstance(v, dict) and k not in params}}
 
 
 def cpu_class(isa: str) -> dict:
@@ -224,8 +236,27 @@ def run_setting(
 ):
     """Train (timed) and evaluate one setting; append its row."""
     settings = settings or []
-    params, wall, log = train(name, settings, isa, out_dir)
+    _, wall, log = train(name, settings, isa, out_dir)
+    (out_dir / name / "wall_s").write_text(f"{wall:.1f}\n")
+    score(name, settings, isa, table, out_dir)
+
+
+@app.command()
+def score(
+    name: Annotated[str, typer.Argument(help="Row name: the folder a `run` (or its training alone) wrote.")],
+    settings: Settings = None,
+    isa: Isa = "native",
+    table: Annotated[Path, typer.Option(help="JSON-lines table to append to.")] = TABLE,
+    out_dir: Annotated[Path, typer.Option(help="Where each run's outputs stay.")] = Path("/tmp/pareto"),
+):
+    """Evaluate a trained setting with the evaluate stage as it is now; append its row."""
+    settings = settings or []
     run_dir = out_dir / name
+    params = upgraded(yaml.safe_load((run_dir / "params.yaml").read_text()))
+    (run_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = (run_dir / "train.log").read_text()
+    wall_file = run_dir / "wall_s"
+    wall = float(wall_file.read_text()) if wall_file.exists() else None
     stage(
         [
             "stages.evaluate",
@@ -233,6 +264,8 @@ def run_setting(
             "models/classifier.pt",
             "data/raw",
             str(run_dir / "evaluate"),
+            "--two-sample-floor",
+            "results/two_sample/metrics.json",
         ],
         {"MNIST_GAN_PARAMS": str(run_dir / "params.yaml")},
     )
@@ -245,14 +278,14 @@ def run_setting(
         precision.group(1) if precision else None,
         run_dir / "evaluate/metrics.json",
         metric_file(run_dir / "results", "quality/fid"),
-        train_wall_s=round(wall, 1),
+        train_wall_s=wall,
         img_s=statistics.median(speeds(log)) if speeds(log) else None,
     )
     append(row, table)
     g = row["generated"]
     typer.echo(
-        f"{name}: FID {g['fid']:.2f}, precision {g['precision']:.3f}, recall {g['recall']:.3f}, "
-        f"train {wall:.0f} s, {row['flops_per_image'] / 1e6:.0f} MFLOP/img, {row['train_flops'] / 1e12:.1f} TFLOP"
+        f"{name}: two-sample {g['two_sample_accuracy']:.3f}, FID {g['fid']:.2f}, precision {g['precision']:.3f}, "
+        f"recall {g['recall']:.3f}, {row['flops_per_image'] / 1e6:.0f} MFLOP/img, {row['train_flops'] / 1e12:.1f} TFLOP"
     )
 
 

@@ -42,7 +42,7 @@ from mnist_gan.settings.configs import GANConfig, TrainConfig
 
 app = typer.Typer(add_completion=False, help=__doc__)
 # The seeds' recipe, which the reference loop runs: committed network settings as a plain unconditional DCGAN with
-# BatchNorm D, trained with bce, lr_d = lr, no EMA, no penalty.
+# BatchNorm D, trained with bce, one learning rate, no EMA, no penalty.
 MODELS = {"mlp": "002", "dcgan": "000"}  # the networks timed: seed 002's small MLP GAN, seed 000's DCGAN
 
 

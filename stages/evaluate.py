@@ -1,5 +1,6 @@
 """Score the generator against real MNIST in the classifier's feature space, beside the real-vs-real floor."""
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from mnist_gan.evaluation.scoring import evaluate
 from mnist_gan.gan.sampling import load_generator
 from mnist_gan.outputs.scores import write_evaluation
 from mnist_gan.runtime import stage_device
-from mnist_gan.stage import DeviceOption, params_or_exit, run, setting_option
+from mnist_gan.stage import DeviceOption, params_or_exit, require, run, setting_option
 
 P = params_or_exit()
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -25,15 +26,20 @@ def main(
     out_dir: Annotated[Path, typer.Argument(help="Where metrics.json, classes.json and images go.")],
     n_samples: Annotated[int, setting_option("evaluate.n_samples")] = P.evaluate.n_samples,
     seed: Annotated[int, setting_option("evaluate.seed")] = P.evaluate.seed,
+    two_sample_floor: Annotated[
+        Path | None, typer.Option(help="The two_sample stage's metrics.json: the two-sample test's real floor.")
+    ] = None,
     device: DeviceOption = "auto",
 ):
-    """Generate `n_samples` images (class-balanced for a conditional generator) and score them: FID, classifier
-    score, coverage, precision/recall, memorization; label accuracy and per-digit FID when conditional."""
+    """Generate `n_samples` images (class-balanced for a conditional generator) and score them: the two-sample test,
+    FID, classifier score, coverage, precision/recall, memorization; label accuracy and per-digit FID and
+    two-sample accuracy when conditional."""
     dev = stage_device(device)
+    floor = None if two_sample_floor is None else json.loads(require(two_sample_floor, "two_sample").read_text())
     generator, scorer = load_generator(weights, dev), load_classifier(classifier, dev)
     train, test = load_split(raw_root, train=True), load_split(raw_root, train=False)
-    result = evaluate(generator, scorer, train, test, n_samples, seed, P.evaluate.nearest_k)
-    write_evaluation(result, train[0], out_dir, P.evaluate.n_pairs)
+    result = evaluate(generator, scorer, train, test, n_samples, seed, P.evaluate.nearest_k, P.two_sample, floor)
+    write_evaluation(result, train[0], test[0], out_dir, P.evaluate.n_pairs)
     typer.echo(f"evaluate: {result.summary()}")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mnist_gan.data.mnist import load_processed
-from mnist_gan.evaluation.scoring import quality_probe
+from mnist_gan.evaluation.probe import quality_probe
 from mnist_gan.gan.build import build_trainer, recorded_settings
 from mnist_gan.gan.trainer import RunFiles
 from mnist_gan.outputs.tracking import RunLog

@@ -101,7 +101,8 @@ def test_label_accuracy_and_per_digit_fid_on_real_digits(raw_mnist):
         train[0][:4000], train[1][:4000], replace(DEFAULTS.classifier, epochs=1, precision="fp32"), torch.device("cpu")
     )
     small_train = (train[0][:5000], train[1][:5000])
-    result = evaluate(RealDigits(*test), classifier, small_train, test, n=1000, seed=0, k=3)
+    c2st = replace(DEFAULTS.two_sample, epochs=1, width=4)
+    result = evaluate(RealDigits(*test), classifier, small_train, test, n=1000, seed=0, k=3, two_sample=c2st)
     gen, floor = result.metrics["generated"], result.metrics["real_floor"]
     # real digits of the asked class: label accuracy is the classifier's own accuracy on test images
     feats, probs = predict(classifier, test[0])

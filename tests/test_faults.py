@@ -85,7 +85,7 @@ def test_bad_params_stop_the_stage_before_it_touches_anything(tmp_path, sampled,
 def test_float_spellings_of_yaml_and_dvc_are_accepted(tmp_path, sampled):
     """YAML 1.2 spellings (what `dvc exp run -S` writes) in one params file read by a real stage."""
     text = GOOD_PARAMS
-    for key, spelling in (("lr", "2e-4"), ("lr_d", "4.0E-4"), ("leaky_slope", ".2e0"), ("beta2", "0.999")):
+    for key, spelling in (("lr", "2e-4"), ("lr_d_ratio", "2.0E0"), ("leaky_slope", ".2e0"), ("beta2", "0.999")):
         text = edit(text, rf"^{key}: .*$", f"{key}: {spelling}")
     params = tmp_path / "params.yaml"
     params.write_text(text)

@@ -91,6 +91,7 @@ def scored(n: int = 400, labels: bool = True, seed: int = 0) -> Scored:
         torch.rand(n, generator=g) + 1,
         torch.rand(n, generator=g) + 1,
         3,
+        two_sample={"two_sample_accuracy": 0.7, "per_digit_two_sample": [0.6 + d / 100 for d in range(10)]},
     )
 
 
@@ -101,7 +102,11 @@ def test_each_registry_entry_has_exactly_one_function():
 def test_summarize_runs_every_metric_that_applies():
     with_labels, without = summarize(scored()), summarize(scored(labels=False))
     assert list(with_labels) == list(METRICS)  # the registry's order
-    assert set(METRICS) - set(without) == {"label_accuracy", "per_digit_fid_max"}  # they need each image's digit
+    # they need each image's digit
+    assert set(METRICS) - set(without) == {"label_accuracy", "per_digit_fid_max", "per_digit_two_sample_max"}
+    assert with_labels["two_sample_accuracy"] == 0.7 and with_labels["per_digit_two_sample_max"] == 0.69
+    untested = summarize(replace(scored(), two_sample=None))  # a floor without the two_sample stage's file
+    assert "two_sample_accuracy" not in untested and "fid" in untested
 
 
 def test_the_registered_functions_give_known_answers_on_a_hand_made_set():

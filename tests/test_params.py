@@ -56,7 +56,7 @@ def test_the_committed_params_are_valid():
         ("loss", "foo", "one of " + " | ".join(OBJECTIVES)),
         ("ema_decay", 1.5, "< 1.0"),
         ("ema_decay", -0.1, ">= 0.0"),
-        ("lr_d", -1, "null or a finite number > 0.0"),
+        ("lr_d_ratio", 0, "> 0.0"),
         ("d_steps", 0, "integer >= 1"),
         ("r1_gamma", -1.0, ">= 0.0"),
         ("spectral_norm", "on", "true or false"),
@@ -74,14 +74,6 @@ def test_bad_values_name_key_value_and_allowed(key, value, allowed):
     raw[key] = value
     message = error_for(raw)
     assert f"{key} = " in message and allowed in message
-
-
-def test_lr_d_null_means_lr_and_a_number_is_kept():
-    raw = good()
-    raw["lr_d"] = None
-    assert validate(raw)["lr_d"] is None
-    raw["lr_d"] = 4e-4
-    assert validate(raw)["lr_d"] == 4e-4
 
 
 def test_min_accuracy_must_be_reachable():
@@ -213,7 +205,7 @@ def test_fuzz_any_value_is_accepted_as_declared_or_refused_in_one_line(key, valu
 
 def test_the_fuzz_oracle_knows_the_declared_types():
     assert fits(0.5, declared_type("lr")) and not fits(True, declared_type("batch_size"))
-    assert fits(None, declared_type("lr_d")) and fits([256, 256], declared_type("g_hidden"))
+    assert fits(None, declared_type("ema_kimg")) and fits([256, 256], declared_type("g_hidden"))
     assert not fits([1.5], declared_type("g_hidden")) and not fits(float("nan"), declared_type("lr"))
     assert fits("dcgan", declared_type("model")) and fits(3, declared_type("sample.n_images"))
 

@@ -70,7 +70,7 @@ def test_stage_deps_cover_every_library_module_the_stage_runs():
 
 def test_repro_produces_every_output(small_repo):  # the fast tier's one real (tiny) `dvc repro`
     repo, out = small_repo
-    for stage in ("fetch", "normalize", "train", "sample", "classifier", "evaluate", "export", "report"):
+    for stage in ("fetch", "normalize", "train", "sample", "classifier", "two_sample", "evaluate", "export", "report"):
         assert f"Running stage '{stage}'" in out
     generator = torch.load(repo / "models" / "generator.pt", weights_only=True)
     assert generator["config"]["model"] == "dcgan"
@@ -81,7 +81,12 @@ def test_repro_produces_every_output(small_repo):  # the fast tier's one real (t
     scores = json.loads((repo / "results" / "evaluate" / "metrics.json").read_text())
     assert scores["real_floor"]["fid"] < scores["generated"]["fid"]  # 8 training steps are far from real
     assert scores["real_floor"]["classes_covered"] == 10
-    for image in ("per_class.png", "nearest.png"):
+    assert 0.0 <= scores["generated"]["two_sample_accuracy"] <= 1.0
+    assert (
+        scores["real_floor"]["two_sample_accuracy"]
+        == json.loads((repo / "results" / "two_sample" / "metrics.json").read_text())["two_sample_accuracy"]
+    )  # the two_sample stage's floor, not recomputed
+    for image in ("per_class.png", "nearest.png", "least_real.png"):
         assert (repo / "results" / "evaluate" / image).is_file()
     html = (repo / "reports" / "report.html").read_text()
     assert "data:image/png;base64," in html and "data:image/gif;base64," in html
@@ -95,7 +100,7 @@ def test_repro_produces_every_output(small_repo):  # the fast tier's one real (t
 @pytest.mark.slow
 def test_exp_run_reruns_only_what_depends_on_lr_and_repro_is_then_a_noop(experiments):
     repo, out = experiments  # `dvc exp run -n slow -S lr=0.0001` on the reproduced baseline (the committed lr)
-    for stage in ("fetch", "normalize", "classifier"):
+    for stage in ("fetch", "normalize", "classifier", "two_sample"):
         assert f"Stage '{stage}' didn't change, skipping" in out, out
         assert f"Running stage '{stage}'" not in out
     for stage in ("train", "sample", "evaluate", "export", "report"):

@@ -21,8 +21,8 @@ def test_every_embedded_image_decodes(report_html):
     html = report_html.read_text()
     uris = re.findall(r'src="data:image/(png|gif);base64,([^"]+)"', html)
     epochs = json.loads((report_html.parents[1] / "results" / "train" / "metrics.json").read_text())["epochs"]
-    # curves, samples, interpolation, classes, per-class, nearest, GIF + one grid per epoch
-    assert len(uris) == 7 + epochs
+    # curves, samples, interpolation, classes, per-class, least real, nearest, GIF + one grid per epoch
+    assert len(uris) == 8 + epochs
     for kind, payload in uris:
         image = Image.open(io.BytesIO(base64.b64decode(payload)))
         image.load()
@@ -58,7 +58,7 @@ def test_markdown_twin_parses_as_github_renders_it(report_html):
     md = (report_html.parent / "report.md").read_text()
     found = tables(md)
     conditional = "label accuracy" in md
-    assert len(found) == 3 + conditional  # metrics, (per digit,) training, params
+    assert len(found) == 3 + 2 * conditional  # metrics, (per-digit FID and two-sample accuracy,) training, params
     for rows in found:
         assert all(len(r) == len(rows[0]) for r in rows), rows
     metrics = {r[0]: r for r in found[0][1:]}

@@ -1,11 +1,16 @@
 """The learning-rate schedules: their shapes, the trainer following them step by step, and a resume that lands on
 the same bytes as an uninterrupted run."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
+from mnist_gan.gan.models import build_gan
 from mnist_gan.gan.schedules import SCHEDULES, lr_factor
+from mnist_gan.gan.step import make_optimizers
 from mnist_gan.settings.configs import SCHEDULES as NAMES
+from tests.conftest import DEFAULTS
 from tests.test_training import Recorder, files_in, small_trainer
 
 
@@ -33,7 +38,7 @@ def test_the_trainer_sets_both_rates_from_the_step(tiny_data, tmp_path):
     factor = lr_factor("linear", trainer.warmup_steps, last, trainer.total_steps)
     assert trainer.warmup_steps == 4 and 0 < factor < 0.1
     assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(trainer.cfg.lr * factor)
-    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx((trainer.cfg.lr_d or trainer.cfg.lr) * factor)
+    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(trainer.cfg.lr * trainer.cfg.lr_d_ratio * factor)
 
 
 def test_a_resumed_run_follows_the_schedule_to_the_same_bytes(tiny_data, tmp_path):
@@ -51,3 +56,9 @@ def test_ema_kimg_sets_the_decay_from_the_images_per_step(tiny_data):
     assert trainer.ema.decay == pytest.approx(0.5 ** (32 / 1000))
     assert small_trainer(tiny_data, ema_decay=0.0, ema_kimg=None).ema is None
     assert torch.tensor(small_trainer(tiny_data).ema.decay) == torch.tensor(0.995)
+
+
+def test_d_learns_at_lr_times_its_ratio_so_one_lr_moves_both():
+    g, d = build_gan(replace(DEFAULTS.gan, model="mlp", g_hidden=[8], d_hidden=[8]), "pytorch")
+    opt_g, opt_d = make_optimizers(g, d, replace(DEFAULTS.train, lr=3e-4, lr_d_ratio=2.5))
+    assert opt_g.param_groups[0]["lr"] == 3e-4 and opt_d.param_groups[0]["lr"] == pytest.approx(7.5e-4)

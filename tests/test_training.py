@@ -124,7 +124,7 @@ def test_fit_saves_every_epoch_and_tells_its_hooks(tiny_data, tmp_path):
     and the end; each epoch's files are written after its hook, generator.pt with the settings it was given."""
     from mnist_gan.data.mnist import load_processed
     from mnist_gan.evaluation.classifier import MnistClassifier
-    from mnist_gan.evaluation.scoring import QualityProbe
+    from mnist_gan.evaluation.probe import QualityProbe
 
     test = load_processed(tiny_data / "test.pt")["images"]
     probe = QualityProbe(MnistClassifier().eval(), test, 64, seed=0)  # untrained features: a real FID all the same

@@ -16,6 +16,16 @@ from mnist_gan.errors import PipelineError
 from mnist_gan.settings.configs import ClassifierConfig
 from mnist_gan.storage import load_torch
 
+CLASSIFIER_SIZE = 28  # the classifier sees MNIST at its own resolution
+
+
+def at_classifier_size(images: torch.Tensor) -> torch.Tensor:
+    """dcgan64 samples downsized (antialiased bilinear) to 28x28, as the classifier was trained."""
+    if images.shape[-1] == CLASSIFIER_SIZE:
+        return images
+    size = (CLASSIFIER_SIZE, CLASSIFIER_SIZE)
+    return F.interpolate(images.float(), size=size, mode="bilinear", antialias=True).clamp(-1, 1)
+
 
 class MnistClassifier(nn.Module):
     """(B, 1, 28, 28) in [-1, 1] -> logits (B, 10); `features` gives the 128-d penultimate activations."""

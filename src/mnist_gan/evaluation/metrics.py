@@ -6,6 +6,8 @@
 - Class coverage: histogram of predicted digits, classes holding >= 2% of samples, KL(histogram || uniform).
 - Precision / recall with k-NN manifolds (Kynkaanniemi et al. 2019, https://arxiv.org/abs/1904.06991).
 - Memorization: each sample's L2 distance (pixels in [-1, 1]) to its nearest training image.
+- The classifier two-sample test (`two_sample.py`): its accuracy, overall and for the worst digit, read from the
+  test's result (it trains a network of its own, so it is run once per set, not computed from features).
 
 Each metric of the evaluate stage is one entry in `registry.METRICS` (label, direction, format) and one
 function here registered with `@metric(key)`, reading a `Scored` set; `summarize` runs them all.
@@ -129,6 +131,7 @@ class Scored:
     ref_nn_dist: torch.Tensor  # the same for as many test images: what "not copied" looks like
     k: int  # k of the k-NN manifolds
     ref_radii: torch.Tensor | None = None  # knn_radii(ref_features, k) if known: sets scored against one reference
+    two_sample: dict | None = None  # the two-sample test's result (TwoSampleResult.metrics()), if it was run
 
     @cached_property
     def coverage(self) -> dict:
@@ -186,6 +189,17 @@ def _label_accuracy(s: Scored) -> float | None:
 @metric("per_digit_fid_max")
 def _per_digit_fid_max(s: Scored) -> float | None:
     return None if s.per_digit_fid is None else max(s.per_digit_fid)
+
+
+@metric("two_sample_accuracy")
+def _two_sample_accuracy(s: Scored) -> float | None:
+    return None if s.two_sample is None else s.two_sample["two_sample_accuracy"]
+
+
+@metric("per_digit_two_sample_max")
+def _per_digit_two_sample_max(s: Scored) -> float | None:
+    per_digit = None if s.two_sample is None or s.labels is None else s.two_sample.get("per_digit_two_sample")
+    return None if per_digit is None else max(per_digit)
 
 
 @metric("precision")

@@ -43,6 +43,17 @@ METRICS: dict[str, Metric] = {
             headline=True,
         ),
         Metric("per_digit_fid_max", "worst per-digit FID", "worst digit FID", "lower", ".2f"),
+        Metric(
+            "two_sample_accuracy",
+            "two-sample test accuracy (a fresh CNN tells them from real test digits; 0.5 = indistinguishable)",
+            "C2ST",
+            "lower",
+            ".3f",
+            headline=True,
+        ),
+        Metric(
+            "per_digit_two_sample_max", "worst per-digit two-sample test accuracy", "worst digit C2ST", "lower", ".3f"
+        ),
         Metric("precision", "precision (k-NN manifold)", "precision", "higher", ".3f", headline=True),
         Metric("recall", "recall (k-NN manifold)", "recall", "higher", ".3f", headline=True),
         Metric("nn_dist_mean", "mean L2 to nearest training image (higher = less copying)", "NN dist", "higher", ".3f"),

@@ -1,35 +1,24 @@
-"""Score a generator against real MNIST in the classifier's feature space (the evaluate stage's maths),
-and the cheap per-epoch FID the train stage logs (`QualityProbe`).
+"""Score a generator against real MNIST in the classifier's feature space (the evaluate stage's maths).
 
 A conditional generator is asked for class-balanced digits, so its samples (and the real floor) also get label
 accuracy (share of samples of requested digit d that the classifier calls d) and a FID per digit (samples asked
-for d against the test images of d). Every metric is one function in `metrics.py`.
+for d against the test images of d). Every metric is one function in `metrics.py`; the two-sample test
+(`two_sample.py`) trains a network of its own on the samples, while its floor comes from the two_sample stage.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from mnist_gan.data.mnist import load_processed
-from mnist_gan.data.pixels import to_float
-from mnist_gan.evaluation.classifier import MnistClassifier, load_classifier, predict
-from mnist_gan.evaluation.metrics import Scored, class_coverage, fid, knn_radii, nearest_training_images, summarize
+from mnist_gan.data.pixels import to_float, to_uint8
+from mnist_gan.evaluation.classifier import MnistClassifier, at_classifier_size, predict
+from mnist_gan.evaluation.metrics import Scored, class_coverage, knn_radii, nearest_training_images, summarize
+from mnist_gan.evaluation.two_sample import TwoSampleResult, two_sample_test
 from mnist_gan.gan.models import Generator, asks_digits
 from mnist_gan.gan.sampling import balanced_labels, generate
-
-CLASSIFIER_SIZE = 28  # the classifier sees MNIST at its own resolution
-
-
-def at_classifier_size(images: torch.Tensor) -> torch.Tensor:
-    """dcgan64 samples downsized (antialiased bilinear) to 28x28, as the classifier was trained."""
-    if images.shape[-1] == CLASSIFIER_SIZE:
-        return images
-    size = (CLASSIFIER_SIZE, CLASSIFIER_SIZE)
-    return F.interpolate(images.float(), size=size, mode="bilinear", antialias=True).clamp(-1, 1)
+from mnist_gan.settings.configs import TwoSampleConfig
 
 
 @dataclass
@@ -41,6 +30,7 @@ class Evaluation:
     real_probs: torch.Tensor  # of the real floor images
     nn_dist: torch.Tensor  # each sample's L2 distance to its nearest training image
     nn_index: torch.Tensor  # and that image's index
+    two_sample: TwoSampleResult  # the two-sample test of the samples against the test images
 
     def classes(self) -> dict[str, list[float]]:
         """classes.json: the share of each predicted digit among the samples and among the real floor images."""
@@ -54,11 +44,19 @@ class Evaluation:
         closest = self.nn_dist.argsort()[:n]
         return self.samples[closest], self.nn_index[closest]
 
+    def least_real(self, test_u8: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `n` held-out samples the two-sample test is surest are generated, and the `n` real test images it is
+        surest are real (uint8 both, as the test saw them)."""
+        fake, real = self.two_sample.surest(n)
+        return to_uint8(self.samples[fake]), test_u8[real]
+
     def summary(self) -> str:
         """The evaluate stage's one line: the headline metrics beside the real floor's."""
         g, r = self.metrics["generated"], self.metrics["real_floor"]
         conditional = f", label accuracy {g['label_accuracy']:.4f}" if "label_accuracy" in g else ""
+        floor = f" (real floor {r['two_sample_accuracy']:.3f})" if "two_sample_accuracy" in r else ""
         return (
+            f"two-sample accuracy {g['two_sample_accuracy']:.3f}{floor}, "
             f"FID {g['fid']:.2f} (real floor {r['fid']:.2f}), score {g['classifier_score']:.2f} "
             f"(real {r['classifier_score']:.2f}), classes {g['classes_covered']}/10, "
             f"precision {g['precision']:.3f}, recall {g['recall']:.3f}{conditional}"
@@ -73,8 +71,11 @@ def evaluate(
     n: int,
     seed: int,
     k: int,
+    two_sample: TwoSampleConfig,
+    two_sample_floor: dict | None = None,
 ) -> Evaluation:
-    """Every metric of `n` samples against the test set, beside the floor of `n` real training images."""
+    """Every metric of `n` samples against the test set, beside the floor of `n` real training images; the
+    two-sample test's floor is `two_sample_floor` (the two_sample stage's metrics.json), not recomputed here."""
     (train_u8, train_labels), (test_u8, test_labels) = train, test
     labels = balanced_labels(n, generator.cfg.num_classes) if asks_digits(generator.cfg) else None
     samples = at_classifier_size(generate(generator, n, seed, labels))
@@ -91,36 +92,24 @@ def evaluate(
     # the floor's digits are known (true labels) exactly when the generator's are (asked for)
     real_labels = train_labels[pick] if labels is not None else None
     test_radii = knn_radii(test_feats, k)  # both sets' precision: the test set's k-NN manifold
+    # the samples as the sample stage stores them (uint8), so the test cannot key on sub-quantum values
+    c2st = two_sample_test(test_u8, to_uint8(samples), two_sample, test_labels, labels, classifier_device(classifier))
     gen, floor = (
-        Scored(probs, feats, test_feats, test_labels, y, nn, test_nn, k, test_radii)
-        for probs, feats, y, nn in (
-            (fake_probs, fake_feats, labels, fake_nn),
-            (real_probs, real_feats, real_labels, test_nn),
+        Scored(probs, feats, test_feats, test_labels, y, nn, test_nn, k, test_radii, c2st_metrics)
+        for probs, feats, y, nn, c2st_metrics in (
+            (fake_probs, fake_feats, labels, fake_nn, c2st.metrics()),
+            (real_probs, real_feats, real_labels, test_nn, two_sample_floor),
         )
     )
     metrics = {"generated": summarize(gen), "real_floor": summarize(floor)}
     if labels is not None:  # ~n/10 images per digit: small-sample bias makes these larger than the overall FID
         metrics["generated"]["per_digit_fid"] = gen.per_digit_fid
         metrics["real_floor"]["per_digit_fid"] = floor.per_digit_fid
-    return Evaluation(metrics, samples, labels, fake_probs, real_probs, fake_nn, fake_nn_idx)
+        for scored, out in ((gen, metrics["generated"]), (floor, metrics["real_floor"])):
+            if scored.two_sample is not None and "per_digit_two_sample" in scored.two_sample:
+                out["per_digit_two_sample"] = scored.two_sample["per_digit_two_sample"]
+    return Evaluation(metrics, samples, labels, fake_probs, real_probs, fake_nn, fake_nn_idx, c2st)
 
 
-class QualityProbe:
-    """FID of a fixed sample (same seed every epoch) against the test images, in classifier features:
-    quality over training for `dvc plots`, at a few seconds per epoch."""
-
-    def __init__(self, classifier: MnistClassifier, test_u8: torch.Tensor, n: int, seed: int):
-        self.classifier, self.n, self.seed = classifier, n, seed
-        self.ref_features, _ = predict(classifier, at_classifier_size(to_float(test_u8)))
-
-    def fid(self, generator: Generator) -> float:
-        samples = at_classifier_size(generate(generator, self.n, self.seed))
-        return fid(self.ref_features, predict(self.classifier, samples)[0])
-
-
-def quality_probe(classifier: Path | None, test_file: Path, n: int, seed: int, device) -> QualityProbe | None:
-    """The per-epoch FID probe of the train stage: `n` samples against the test images of `test_file` (the
-    normalize stage's test.pt), in the features of the classifier at `classifier`; None without one or if n is 0."""
-    if classifier is None or not n:
-        return None
-    return QualityProbe(load_classifier(classifier, device), load_processed(test_file)["images"], n, seed)
+def classifier_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device

@@ -104,7 +104,7 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainCo
     kind = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
     if capturable:
         kind["capturable"] = True
-    lr_g, lr_d = cfg.lr, cfg.lr_d or cfg.lr
+    lr_g, lr_d = cfg.lr, cfg.lr * cfg.lr_d_ratio
     if capturable:
         where = next(generator.parameters()).device
         lr_g, lr_d = torch.tensor(lr_g, device=where), torch.tensor(lr_d, device=where)

@@ -183,7 +183,7 @@ class Trainer:
     def fit(self, files: RunFiles, max_steps: int | None = None, probe=None, hooks: Hooks | None = None) -> None:
         """Train `cfg.epochs` epochs (at most `max_steps` steps), resuming from `files.checkpoint` when it holds
         an unfinished state of this very run; after each epoch score (`probe.fid(generator)`, e.g.
-        `evaluation.scoring.QualityProbe`), show (`hooks`) and save. Raises `Diverged` on a NaN loss."""
+        `evaluation.probe.QualityProbe`), show (`hooks`) and save. Raises `Diverged` on a NaN loss."""
         cfg, hooks = self.cfg, hooks or Hooks()
         total = min(cfg.epochs * self.steps_per_epoch, max_steps or 10**12)
         settings = {**asdict(cfg), **asdict(self.g.cfg), "world": self.world, "max_steps": max_steps}
@@ -306,9 +306,9 @@ class Trainer:
         return torch.stack(list(stats.values()))
 
     def set_lr(self, factor: float) -> None:
-        """Both optimizers' learning rates at `factor` x their settings (lr, lr_d); in place where a CUDA graph
-        reads them as tensors."""
-        for opt, base in ((self.opt_g, self.cfg.lr), (self.opt_d, self.cfg.lr_d or self.cfg.lr)):
+        """Both optimizers' learning rates at `factor` x their settings (lr, lr x lr_d_ratio); in place where a CUDA
+        graph reads them as tensors."""
+        for opt, base in ((self.opt_g, self.cfg.lr), (self.opt_d, self.cfg.lr * self.cfg.lr_d_ratio)):
             for group in opt.param_groups:
                 if isinstance(group["lr"], torch.Tensor):
                     group["lr"].fill_(base * factor)

@@ -34,7 +34,7 @@ TRAIN_KEYS = (
     "r1_gamma",
     "d_steps",
     "lr",
-    "lr_d",
+    "lr_d_ratio",
     "beta1",
     "beta2",
     "batch_size",

@@ -96,6 +96,18 @@ def metrics_section(page: Page, p: Params, evaluation: dict, eval_dir: Path, bas
             ["digit", *range(10)],
             [["generated", *gen["per_digit_fid"]], ["real floor", *floor.get("per_digit_fid", [None] * 10)]],
         )
+    if "per_digit_two_sample" in gen:
+        page.paragraph(
+            "Per digit: the two-sample test's held-out accuracy on the samples asked for each digit and the test "
+            "images of that digit, beside its floor (real training against real test images of that digit)."
+        )
+        page.table(
+            ["digit", *range(10)],
+            [
+                ["generated", *gen["per_digit_two_sample"]],
+                ["real floor", *floor.get("per_digit_two_sample", [None] * 10)],
+            ],
+        )
     classes = read_json(eval_dir / "classes.json", "evaluate")
     page.image(
         "classes.png",
@@ -104,6 +116,13 @@ def metrics_section(page: Page, p: Params, evaluation: dict, eval_dir: Path, bas
     )
     rows_are = "asked for digit d" if "label_accuracy" in gen else "classified as digit d (most confident first)"
     page.image("per_class.png", (eval_dir / "per_class.png").read_bytes(), f"Samples per digit: row d = {rows_are}")
+    page.image(
+        "least_real.png",
+        (eval_dir / "least_real.png").read_bytes(),
+        "What the two-sample test finds least real: the held-out samples it is surest are generated (top), and for "
+        "contrast the real test digits it is surest are real (bottom)",
+        zoom=2,
+    )
     page.image(
         "nearest.png",
         (eval_dir / "nearest.png").read_bytes(),

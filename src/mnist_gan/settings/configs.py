@@ -95,8 +95,8 @@ def conditioning_words(conditional: bool, clusters: int) -> str:
 class TrainConfig:
     """How the GAN is trained (the trainer reads it) and what it is conditioned on (the train stage)."""
 
-    lr: float = setting(number(gt=0.0, lt=1.0), "Adam learning rate of G")
-    lr_d: float | None = setting(optional(number(gt=0.0, lt=1.0)), "Adam learning rate of D; null = lr")
+    lr: float = setting(number(gt=0.0, lt=1.0), "Adam learning rate (G's; D's is lr x lr_d_ratio)")
+    lr_d_ratio: float = setting(number(gt=0.0, le=100.0), "D's learning rate as a multiple of lr (TTUR); 1 = the same")
     lr_schedule: str = setting(choice(*SCHEDULES), "both learning rates over the run: constant | linear | cosine to 0")
     lr_warmup: float = setting(number(ge=0.0, le=100.0), "epochs of linear learning-rate warm-up from 0; 0 = none")
     beta1: float = setting(number(ge=0.0, lt=1.0), "Adam beta1")
@@ -171,6 +171,15 @@ class EvaluateConfig:
 
 
 @dataclass(kw_only=True)
+class TwoSampleConfig:
+    epochs: int = setting(integer(1, 100), "passes of the test's network over its training half")
+    batch_size: int = setting(integer(1, 65536), "images per step")
+    lr: float = setting(number(gt=0.0, lt=1.0), "peak Adam learning rate of the one-cycle schedule")
+    width: int = setting(integer(1, 256), "channels of the network's first convolutions (twice that after)")
+    seed: int = setting(integer(0, 2**32 - 1), "seeds the split into halves, the init and the batch order")
+
+
+@dataclass(kw_only=True)
 class ReportConfig:
     baseline: str = setting(text("HEAD"), "git revision whose committed metrics stand beside this run's")
 
@@ -196,6 +205,7 @@ class Params:
     sample: SampleConfig = section(SampleConfig)
     classifier: ClassifierConfig = section(ClassifierConfig)
     evaluate: EvaluateConfig = section(EvaluateConfig)
+    two_sample: TwoSampleConfig = section(TwoSampleConfig)
     report: ReportConfig = section(ReportConfig)
 
     @classmethod
