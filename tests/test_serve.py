@@ -21,7 +21,7 @@ from mnist_gan.gan.sampling import load_generator
 from mnist_gan.outputs.export import export_onnx, metadata
 from mnist_gan.serving.server import MAX_N, create_app
 from mnist_gan.storage import save_torch
-from tests.conftest import CHROMIUM, PY, ROOT, run
+from tests.conftest import CHROMIUM, PY, ROOT, free_port, run
 from tests.test_export import KINDS, METRICS, trained_like
 
 CELL = 28 + 2  # one image and its padding in a grid
@@ -167,12 +167,6 @@ def test_a_file_that_is_no_export_is_refused(tmp_path):
     assert done.returncode == 2 and done.stderr.startswith("error: cannot load") and done.stderr.count("\n") == 1
     done = run(PY + ["mnist_gan.cli", "serve", "--model", tmp_path / "none.onnx"], check=False)
     assert done.returncode == 2 and "does not exist" in done.stderr and done.stderr.count("\n") == 1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(model: Path, cwd: Path = ROOT, command: list[str] | None = None) -> tuple[subprocess.Popen, str]:

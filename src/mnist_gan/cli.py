@@ -3,6 +3,8 @@
     mnist-gan serve --model models/generator.onnx     # the digit server (serving/server.py), no torch
     mnist-gan compare [REV ...] --out reports/compare.html   # one offline page over experiments (compare.py)
     mnist-gan sweep -S lr=0.0001,0.0002 [--address HOST:PORT]   # a grid of `dvc exp run` trials on Ray (sweep/)
+    mnist-gan release --version v1.2.0 --stage prod --push   # a version of the weights as GTO tags (release.py)
+    mnist-gan promote v1.1.0 --stage prod --push             # move a stage to a version released before
 
 Each command imports its module only when it runs, so `serve` works in the slim install (no torch, no DVC).
 """
@@ -63,6 +65,33 @@ def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     except PipelineError as e:  # SweepError: exit code 2
         parser.exit(e.exit_code, f"error: {e}\n")
     sys.exit(code)
+
+
+def _release(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from mnist_gan.errors import PipelineError
+    from mnist_gan.release import Release, release
+
+    options = Release(args.repo, args.version, args.bump, args.stage, args.push, args.git_remote)
+    try:
+        tags = release(options)
+    except PipelineError as e:  # ReleaseError: exit code 2
+        parser.exit(e.exit_code, f"error: {e}\n")
+    where = f", pushed to {args.git_remote}" if args.push else f" (push: git push {args.git_remote} --tags)"
+    print(f"release: {', '.join(tags)}{where}")
+
+
+def _promote(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from mnist_gan.errors import PipelineError
+    from mnist_gan.release import promote
+
+    try:
+        tags = promote(args.repo, args.version, args.stage, args.git_remote if args.push else None)
+    except PipelineError as e:
+        parser.exit(e.exit_code, f"error: {e}\n")
+    if not tags:
+        print(f"promote: {args.stage} is {args.version} already; nothing tagged")
+        return
+    print(f"promote: {', '.join(tags)}" + (f", pushed to {args.git_remote}" if args.push else ""))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -131,6 +160,28 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--report", type=Path, help="also write every trial's result (node, time, metrics) as JSON")
     sweep.add_argument("--repo", type=Path, default=Path("."), help="the DVC project")
     sweep.set_defaults(run=_sweep)
+    release = commands.add_parser(
+        "release",
+        help="Register the commit's generator files as a version (GTO tags), after checking a consumer can fetch them.",
+        description="Refuses (exit code 2) uncommitted changes, a pipeline out of date, outputs not in the DVC "
+        "remote and a missing git remote; every tag's message carries the evaluate stage's metrics. Consumers: "
+        "`dvc artifacts get URL generator --stage prod` (docs/remote.md).",
+    )
+    version = release.add_mutually_exclusive_group()
+    version.add_argument("--version", help="semantic version, e.g. v1.2.0 (default: the next patch)")
+    version.add_argument("--bump", choices=("major", "minor", "patch"), help="bump the latest version")
+    release.add_argument("--stage", help="also assign this stage to the new version, e.g. prod")
+    release.add_argument("--push", action="store_true", help="push the new tags to --git-remote")
+    release.add_argument("--git-remote", default="origin", help="where consumers find the tags (default origin)")
+    release.add_argument("--repo", type=Path, default=Path("."), help="the DVC project")
+    release.set_defaults(run=_release)
+    promote = commands.add_parser("promote", help="Assign a stage (e.g. prod) to a version released before.")
+    promote.add_argument("version", help="a released version, e.g. v1.1.0")
+    promote.add_argument("--stage", required=True, help="the stage to assign, e.g. prod")
+    promote.add_argument("--push", action="store_true", help="push the new tags to --git-remote")
+    promote.add_argument("--git-remote", default="origin", help="where consumers find the tags (default origin)")
+    promote.add_argument("--repo", type=Path, default=Path("."), help="the DVC project")
+    promote.set_defaults(run=_promote)
     return top
 
 

@@ -1,10 +1,11 @@
-"""Git, as the pipeline asks it things: one runner, and the questions several modules ask (a file at a revision,
-a commit, the experiments DVC keeps as refs/exps/<..>/<baseline>/<name>, the checkout's revision)."""
+"""Git and DVC, as the pipeline asks them things: one runner each, and the questions several modules ask (a file
+at a revision, a commit, uncommitted changes, the experiments DVC keeps as refs/exps/<..>/<baseline>/<name>)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -12,6 +13,26 @@ def git(repo: Path | str | None, *args: str, timeout: float | None = 60) -> subp
     """`git args...` in `repo` (None: wherever, for a URL), never prompting; the caller reads returncode."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def dvc(repo: Path | str, *args: str, timeout: float | None = 600) -> subprocess.CompletedProcess:
+    """`dvc args...` in `repo`, with this interpreter's DVC and no analytics; the caller reads returncode."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def uncommitted(repo: Path | str) -> list[str]:
+    """The modified, staged and untracked (not ignored) paths of the work tree."""
+    lines = git(repo, "status", "--porcelain").stdout.splitlines()  # "XY path": the first column may be a space
+    return [line[3:] for line in lines]
+
+
+def listed(paths: list[str], at_most: int = 3) -> str:
+    """ "a, b, c and 4 more": paths in a one-line message."""
+    more = f" and {len(paths) - at_most} more" if len(paths) > at_most else ""
+    return ", ".join(paths[:at_most]) + more
 
 
 def show(repo: Path | str, rev: str, path: str) -> str | None:

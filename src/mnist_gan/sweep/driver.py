@@ -30,7 +30,6 @@ from mnist_gan.storage import write_text
 from mnist_gan.sweep.grid import SweepError, Trial, check, expand
 from mnist_gan.sweep.remotes import (
     check_git_remote,
-    dvc,
     dvc_remote,
     git_remote_url,
     is_local,
@@ -39,6 +38,7 @@ from mnist_gan.sweep.remotes import (
     require_clean_tree,
 )
 from mnist_gan.sweep.trial import TrialResult, TrialSpec, run_trial
+from mnist_gan.vcs import dvc
 
 SHOWN = ("fid", "precision", "recall", "label_accuracy")  # the final table's metric columns
 

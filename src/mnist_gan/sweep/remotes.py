@@ -7,9 +7,7 @@ across machines the user names a git remote and a DVC remote every node reaches 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from mnist_gan import vcs
@@ -25,22 +23,12 @@ def git(repo: Path, *args: str, timeout: float = 60) -> str:
     return done.stdout.strip()
 
 
-def dvc(repo: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True, timeout=timeout, env=env
-    )
-
-
 def require_clean_tree(repo: Path) -> None:
     """A trial sees only what is committed: refuse modified, staged or untracked (not ignored) files."""
-    dirty = vcs.git(
-        repo, "status", "--porcelain"
-    ).stdout.splitlines()  # "XY path": not stripped, the first column may be a space
+    dirty = vcs.uncommitted(repo)
     if dirty:
-        shown = ", ".join(line[3:] for line in dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise SweepError(
-            f"the work tree has uncommitted changes ({shown}); trials see only committed files: "
+            f"the work tree has uncommitted changes ({vcs.listed(dirty)}); trials see only committed files: "
             f"commit them (or stash) first"
         )
 
@@ -75,10 +63,10 @@ def publish(repo: Path, url: str, sweep: str) -> str:
 
 def dvc_remote(repo: Path, name: str | None) -> tuple[str, str]:
     """(name, url) of the DVC remote trials pull from and push to: `name`, or the project's default."""
-    done = dvc(repo, "remote", "list")
+    done = vcs.dvc(repo, "remote", "list")
     remotes = dict(line.split(maxsplit=1) for line in done.stdout.splitlines() if line.strip())
     if name is None:
-        name = dvc(repo, "remote", "default").stdout.strip()
+        name = vcs.dvc(repo, "remote", "default").stdout.strip()
         if not name:
             raise SweepError("no DVC remote: name one with --dvc-remote, or set a default (`dvc remote default`)")
     if name not in remotes:
@@ -96,7 +84,7 @@ def push_upstream(repo: Path, remote: str) -> list[str]:
     return a warning per stage whose outputs are not in the local cache (its trials recompute them)."""
     warnings = []
     for stage in UPSTREAM:
-        done = dvc(repo, "push", "-q", "-r", remote, stage)
+        done = vcs.dvc(repo, "push", "-q", "-r", remote, stage)
         if done.returncode == 0:
             continue
         text = (done.stderr + done.stdout).strip()
