@@ -1,10 +1,13 @@
 # Two entry points (README): `make run` = dvc repro on the default params, `make test` = the test suite.
-# Each creates .venv with python -m venv + pip on a fresh machine; later calls reuse it.
+# Each sets up .venv with python -m venv + pip on a fresh machine (run: the package; test: its extras and the test
+# tools too); later calls reuse it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LOCK := requirements.lock
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+HASH := $(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.run-$(HASH)
+STAMP := $(VENV)/.test-$(HASH)
 export DVC_NO_ANALYTICS := 1
 SHELL := /bin/bash
 DOCS := README.md $(wildcard docs/*.md)
@@ -16,14 +19,20 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location .* is ignored' || true; }
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml $(LOCK)
+# what `dvc repro` needs: torch (from this machine's disk where pip finds it there) and the package
+$(RUN_STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) torch==2.14.1 torchvision==0.29.1 $(QUIET_PIP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[test]' $(QUIET_PIP)
-	rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e . $(QUIET_PIP)
+	rm -f $(VENV)/.run-* $(VENV)/.test-*
 	touch $@
 
-run: $(STAMP)
+# and for the tests: the serve and sweep extras, the test tools
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[test]' $(QUIET_PIP)
+	touch $@
+
+run: $(RUN_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
 
 # The report test renders reports/report.html in a real headless browser: Debian's chromium.
@@ -36,8 +45,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/cog --check -p "import sys; sys.path[:0] = ['src', '.']" $(DOCS) || { echo "a generated section is stale: make docs"; exit 1; }
 
-# The figures of README.md and docs/ are generated from the committed results and benchmark tables (benchmarks/docs.py)
+# The figures of README.md and docs/ are generated from the committed results and benchmark tables (study/docs.py)
 docs: $(STAMP)
+	$(BIN)/python -c "import sys; sys.path[:0] = ['src', '.']; from study.docs import params_comments as c; from pathlib import Path; p = Path('params.yaml'); p.write_text(c(p.read_text()))"
 	$(BIN)/cog -r -p "import sys; sys.path[:0] = ['src', '.']" $(DOCS)
 
 fmt: $(STAMP)

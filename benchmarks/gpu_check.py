@@ -51,13 +51,13 @@ import typer
 from mnist_gan.data.mnist import MNIST_MD5, load_split, verify_raw
 from mnist_gan.evaluation.classifier import predict, train_classifier
 from mnist_gan.evaluation.probe import QualityProbe
-from mnist_gan.evaluation.scoring import evaluate
-from mnist_gan.gan.build import build_trainer, recorded_settings
+from mnist_gan.evaluation.scoring import Evaluation, evaluate_weights
+from mnist_gan.gan.build import build_trainer, train_run
 from mnist_gan.gan.sampling import generate, load_generator
-from mnist_gan.gan.trainer import EpochEnd, Hooks, RunFiles, Trainer
+from mnist_gan.gan.trainer import EpochEnd, Hooks, Trainer
 from mnist_gan.runtime import native_bf16, pick_device, resolve_precision, set_cpu_threads
 from mnist_gan.settings.configs import Params
-from mnist_gan.settings.params import load_params, validate, with_changes
+from mnist_gan.settings.params import load_params, parse, updated, with_changes
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("speed", "classifier", "full_run", "determinism", "export", "study", "compile")
@@ -203,9 +203,12 @@ def timed_steps(trainer: Trainer, warmup: int, steps: int, device: torch.device)
     return warm, steps * trainer.cfg.batch_size * trainer.cfg.d_steps / (time.perf_counter() - t)
 
 
-def default_trainer(params: Params, data: Data, device, precision: str, graph: bool, **train_changes) -> Trainer:
-    train = replace(params.train, precision=precision, log_every=10**9, **train_changes)
-    return build_trainer(params.gan, train, params.normalize.image_size, data.train_dict, device, cuda_graph=graph)
+def default_trainer(
+    params: Params, data: Data, device, precision: str, graph: bool, compile_mode: str | None = None, **changes
+) -> Trainer:
+    train = replace(params.train, precision=precision, log_every=10**9, **changes)
+    size = params.normalize.image_size
+    return build_trainer(params.gan, train, size, data.train_dict, device, cuda_graph=graph, compile_mode=compile_mode)
 
 
 def speed(entry: dict, check: Check, params: Params, data: Data, device, quick: bool) -> None:
@@ -257,13 +260,13 @@ def speed(entry: dict, check: Check, params: Params, data: Data, device, quick: 
 def seeds_loop(entry: dict, check: Check, params: Params, data: Data, device, quick: bool) -> None:
     """The seeds' loop (torchvision dataset, DataLoader, a host sync every step) against this trainer on the same
     networks (unconditional DCGAN, BatchNorm D, bce)."""
-    from benchmarks.recipes import params as recipe_params
     from benchmarks.train_speed import MODELS, reference_loop, seed_networks
+    from mnist_gan.settings.recipes import params as recipe_params
 
     steps = 4 if quick else 200
     cfg = seed_networks("dcgan")[0]
     ref = reference_loop(cfg, data.root, params.train.batch_size, steps, device)
-    seeds = recipe_params(MODELS["dcgan"]).updated(batch_size=params.train.batch_size)  # the seeds' networks, ours
+    seeds = updated(recipe_params(MODELS["dcgan"]), batch_size=params.train.batch_size)  # the seeds' networks, ours
     precision = resolve_precision("auto", device)
     ours = {}
     for m in ["eager", "graph"] if device.type == "cuda" and check.graph_ok else ["eager"]:
@@ -280,16 +283,6 @@ def seeds_loop(entry: dict, check: Check, params: Params, data: Data, device, qu
     )
 
 
-def marking_steps(step):
-    """`step` that first tells torch.compile's CUDA graphs a new iteration begins."""
-
-    def marked(idx, z, in_graph=False):
-        torch.compiler.cudagraph_mark_step_begin()
-        return step(idx, z, in_graph)
-
-    return marked
-
-
 def compiled(entry: dict, check: Check, params: Params, data: Data, device, quick: bool) -> None:
     """torch.compile of G and D (params.yaml `compile: true`: the default mode), and mode "reduce-overhead"
     (CUDA graphs through torch.compile), each timed like the rest: compile time apart."""
@@ -301,11 +294,7 @@ def compiled(entry: dict, check: Check, params: Params, data: Data, device, quic
             entry[mode] = "skipped: time budget"
             continue
         torch._dynamo.reset()
-        trainer = default_trainer(params, data, device, precision, graph=False)
-        trainer.generator = torch.compile(trainer.generator, mode=None if mode == "default" else mode)
-        trainer.discriminator = torch.compile(trainer.discriminator, mode=None if mode == "default" else mode)
-        if mode == "reduce-overhead":  # a new step begins at every call: earlier outputs may be overwritten
-            trainer.step = marking_steps(trainer.step)
+        trainer = default_trainer(params, data, device, precision, graph=False, compile_mode=mode)
         try:
             warm, rate = timed_steps(trainer, 4 if quick else 10, steps, device)
         except Exception as e:
@@ -367,29 +356,38 @@ class Record(Hooks):
 
 def train_and_score(
     check: Check, name: str, params: Params, data: Data, device, clf, work: Path, quick: bool
-) -> tuple[dict, Path, Record]:
+) -> tuple[dict, Path, Record, Evaluation]:
     """Train `params` as the train stage would (graph where it can), then score it as the evaluate stage does."""
     train = params.train
     if quick:
         train = replace(train, epochs=1, quality_samples=200, log_every=4)
-    size = params.normalize.image_size
-    trainer = build_trainer(params.gan, train, size, data.train_dict, device, cuda_graph=check.graph_ok)
     folder = work / name
-    files = RunFiles(folder, folder / "checkpoint.pt", recorded_settings(params.gan, train, size))
     probe = QualityProbe(clf, data.test[0], train.quality_samples, train.seed) if train.quality_samples else None
     hooks = Record(check, name)
     per_step = train.batch_size * train.d_steps
     sync(device)
     t = time.perf_counter()
-    trainer.fit(files, max_steps=8 if quick else None, probe=probe, hooks=hooks)
+    steps = 8 if quick else None
+    trainer = train_run(
+        params.gan,
+        train,
+        params.normalize.image_size,
+        data.train_dict,
+        folder,
+        folder / "checkpoint.pt",
+        device,
+        cuda_graph=check.graph_ok,
+        probe=probe,
+        hooks=hooks,
+        max_steps=steps,
+    )
     sync(device)
     fit_s = time.perf_counter() - t
-    generator = load_generator(files.generator, device)
     t = time.perf_counter()
-    n = 200 if quick else params.evaluate.n_samples
-    e = params.evaluate
-    result = evaluate(generator, clf, data.train, data.test, n, e.seed, e.nearest_k, params.two_sample)
+    weights, n = folder / "generator.pt", 200 if quick else None
+    result = evaluate_weights(params.evaluate, params.two_sample, weights, clf, data.train, data.test, n=n)
     eval_s = time.perf_counter() - t
+    n = result.samples.shape[0]
     g, r = result.metrics["generated"], result.metrics["real_floor"]
     keys = ("fid", "precision", "recall", "label_accuracy", "classifier_score", "per_digit_fid_max")
     summary = {
@@ -403,8 +401,7 @@ def train_and_score(
         "real_floor": {k: r.get(k) for k in keys},
         "epochs": hooks.epochs,
     }
-    summary["_evaluation"] = result  # for the grids; removed before writing
-    return summary, files.generator, hooks
+    return summary, folder / "generator.pt", hooks, result
 
 
 def metrics_line(m: dict) -> str:
@@ -417,8 +414,7 @@ def metrics_line(m: dict) -> str:
 def full_run(entry: dict, check: Check, params: Params, data: Data, device, clf, work: Path, quick: bool):
     from mnist_gan.outputs.images import image_grid, labelled_grid, save_png
 
-    summary, weights, hooks = train_and_score(check, "default", params, data, device, clf, work, quick)
-    result = summary.pop("_evaluation")
+    summary, weights, hooks, result = train_and_score(check, "default", params, data, device, clf, work, quick)
     entry.update(summary)
     if hooks.last_grid is not None:
         save_png(image_grid(hooks.last_grid, nrow=hooks.nrow), check.out / "gpu_fixed_noise_last_epoch.png")
@@ -500,7 +496,7 @@ def export(entry: dict, check: Check, weights: Path, device) -> None:
     on_cpu = load_generator(weights, "cpu")
     a, b = generate(on_device, 256, seed=0), generate(on_cpu, 256, seed=0)
     entry["device_vs_cpu_max_abs"] = float((a - b).abs().max())
-    meta = metadata(load_torch(weights, "generator weights"), None, "gpu-check")
+    meta = metadata(load_torch(weights, "generator weights"), None)
     folder = weights.parent
     save_safetensors(on_cpu, folder / "generator.safetensors", meta)
     reloaded = load_safetensors(folder / "generator.safetensors")
@@ -521,7 +517,7 @@ def export(entry: dict, check: Check, weights: Path, device) -> None:
 def parse_variant(params: Params, text: str) -> tuple[str, Params]:
     """ "beta1=0.0,beta2=0.99" -> the params with those keys changed, validated as params.yaml is."""
     changed = with_changes(params.as_dict(), [part for part in text.split(",") if part])
-    return text, Params.from_values(validate(changed, f"--variant {text}"))
+    return text, parse(changed, f"--variant {text}")
 
 
 def study(entry: dict, check: Check, params: Params, variants: list[str], data, device, clf, work, quick) -> None:
@@ -533,8 +529,7 @@ def study(entry: dict, check: Check, params: Params, variants: list[str], data, 
             continue
         name, changed = parse_variant(params, text)
         t = time.perf_counter()
-        summary, _, _ = train_and_score(check, f"variant{i}", changed, data, device, clf, work, quick)
-        summary.pop("_evaluation")
+        summary, _, _, _ = train_and_score(check, f"variant{i}", changed, data, device, clf, work, quick)
         per_run = time.perf_counter() - t
         entry[name] = summary
         check.write()
@@ -567,7 +562,7 @@ def main(
         set_cpu_threads(None)
     params = load_params(ROOT / "params.yaml")
     if quick:  # small batches and few BatchNorm-recalibration batches: seconds on a CPU
-        params = params.updated(batch_size=32, ema_bn_batches=2)
+        params = updated(params, batch_size=32, ema_bn_batches=2)
     check.record.update(quick=quick, params_digest=hashlib.sha256((ROOT / "params.yaml").read_bytes()).hexdigest()[:16])
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = Path(tmp)

@@ -1,6 +1,6 @@
 """The same 4-trial sweep (short runs of the tiny pipeline) on a Ray cluster of one worker node and of two, on
 this machine: wall time of each, the per-trial overhead (clone, pull, push: everything but the stages' work) and
-the ratio. Each node is a real `ray start` process of one CPU (benchmarks/ray_cluster.py).
+the ratio. Each node is a real `ray start` process of one CPU (harness/ray_cluster.py).
 
     python -m benchmarks.sweep_scaling                 # builds the tiny project in a temp folder first
 
@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from benchmarks.ray_cluster import ENV, Cluster
+from harness.ray_cluster import ENV, Cluster
 from mnist_gan.settings.params import with_changes
 
 ROOT = Path(__file__).resolve().parents[1]

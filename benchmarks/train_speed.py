@@ -30,15 +30,15 @@ import torch
 import typer
 from torch import nn
 
-from benchmarks.recipes import params as recipe_params
 from mnist_gan.data.mnist import load_processed
 from mnist_gan.gan.build import gan_config
 from mnist_gan.gan.models import build_gan
 from mnist_gan.gan.parallel import prepare_models
-from mnist_gan.gan.step import train_step
+from mnist_gan.gan.step import Models, train_step
 from mnist_gan.gan.trainer import Trainer
 from mnist_gan.runtime import cpu_class, native_bf16, pick_device, set_cpu_threads
 from mnist_gan.settings.configs import GANConfig, TrainConfig
+from mnist_gan.settings.recipes import params as recipe_params
 
 app = typer.Typer(add_completion=False, help=__doc__)
 # The seeds' recipe, which the reference loop runs: committed network settings as a plain unconditional DCGAN with
@@ -47,7 +47,7 @@ MODELS = {"mlp": "002", "dcgan": "000"}  # the networks timed: seed 002's small 
 
 
 def seed_networks(name: str) -> tuple[GANConfig, TrainConfig]:
-    """The networks and training settings of a seed recipe (recipes/seeds.yaml): what the seeds' loop trains."""
+    """The networks and training settings of a seed recipe (settings/recipes.yaml): what the seeds' loop trains."""
     p = recipe_params(MODELS[name])
     return gan_config(p.gan, p.train, p.normalize.image_size), p.train
 
@@ -120,7 +120,8 @@ def flops_per_step(trainer: Trainer) -> int:
     real = torch.rand(1, trainer.cfg.batch_size, *trainer.images.shape[1:], device=trainer.device) * 2 - 1
     z = torch.randn(1, trainer.cfg.batch_size, *trainer.latent_shape, device=trainer.device)
     with FlopCounterMode(display=False) as counter:
-        train_step(trainer.generator, trainer.discriminator, trainer.opt_g, trainer.opt_d, real, z, trainer.cfg)
+        models = Models(trainer.generator, trainer.discriminator, trainer.opt_g, trainer.opt_d)
+        train_step(models, real, z, None, trainer.plan)
     return counter.get_total_flops()
 
 

@@ -1,6 +1,7 @@
 """Score the generator against real MNIST in the classifier's feature space, beside the real-vs-real floor."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -8,8 +9,7 @@ import typer
 
 from mnist_gan.data.mnist import load_split
 from mnist_gan.evaluation.classifier import load_classifier
-from mnist_gan.evaluation.scoring import evaluate
-from mnist_gan.gan.sampling import load_generator
+from mnist_gan.evaluation.scoring import evaluate_weights
 from mnist_gan.outputs.scores import write_evaluation
 from mnist_gan.runtime import stage_device
 from mnist_gan.stage import DeviceOption, params_or_exit, require, run, setting_option
@@ -36,10 +36,10 @@ def main(
     two-sample accuracy when conditional."""
     dev = stage_device(device)
     floor = None if two_sample_floor is None else json.loads(require(two_sample_floor, "two_sample").read_text())
-    generator, scorer = load_generator(weights, dev), load_classifier(classifier, dev)
+    settings = replace(P.evaluate, n_samples=n_samples, seed=seed)  # the CLI's overrides, once
     train, test = load_split(raw_root, train=True), load_split(raw_root, train=False)
-    result = evaluate(generator, scorer, train, test, n_samples, seed, P.evaluate.nearest_k, P.two_sample, floor)
-    write_evaluation(result, train[0], test[0], out_dir, P.evaluate.n_pairs)
+    result = evaluate_weights(settings, P.two_sample, weights, load_classifier(classifier, dev), train, test, floor)
+    write_evaluation(result, train[0], test[0], out_dir, settings.n_pairs)
     typer.echo(f"evaluate: {result.summary()}")
 
 

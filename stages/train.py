@@ -8,8 +8,7 @@ import typer
 
 from mnist_gan.data.mnist import load_processed
 from mnist_gan.evaluation.probe import quality_probe
-from mnist_gan.gan.build import build_trainer, recorded_settings
-from mnist_gan.gan.trainer import RunFiles
+from mnist_gan.gan.build import train_run
 from mnist_gan.outputs.tracking import RunLog
 from mnist_gan.runtime import set_cpu_threads, setup_distributed, teardown_distributed
 from mnist_gan.stage import DeviceOption, params_or_exit, run, setting_option
@@ -40,11 +39,23 @@ def main(
     if dev.type == "cpu":
         set_cpu_threads(threads)
     train = replace(P.train, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)  # the CLI's overrides, once
-    size, lead = P.normalize.image_size, rank == 0
-    trainer = build_trainer(P.gan, train, size, load_processed(data_dir / "train.pt"), dev, rank, world, not eager)
-    files = RunFiles(models_dir, checkpoint, recorded_settings(P.gan, train, size))
+    lead = rank == 0
     probe = quality_probe(classifier, data_dir / "test.pt", train.quality_samples, train.seed, dev) if lead else None
-    trainer.fit(files, max_steps, probe, RunLog(results, train.tensorboard) if lead else None)
+    train_run(
+        P.gan,
+        train,
+        P.normalize.image_size,
+        load_processed(data_dir / "train.pt"),
+        models_dir,
+        checkpoint,
+        dev,
+        rank=rank,
+        world=world,
+        cuda_graph=not eager,
+        probe=probe,
+        hooks=RunLog(results, train.tensorboard) if lead else None,
+        max_steps=max_steps,
+    )
     if world > 1 and lead:
         typer.echo(f"ddp: {world} processes, replicas identical")
     teardown_distributed()

@@ -41,18 +41,32 @@ DEFAULTS = load_params(ROOT / "params.yaml")  # the committed settings: configs 
 PACKAGE = ROOT / "src" / "mnist_gan"
 
 
-def library_modules() -> dict[str, Path]:
-    """{dotted name: file} of every module of the package, subpackages included (`mnist_gan.gan.models`)."""
+def modules_of(folder: Path) -> dict[str, Path]:
+    """{dotted name: file} of every module of the package in `folder`, subpackages included."""
     out = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    for path in sorted(folder.rglob("*.py")):
+        parts = path.relative_to(folder.parent).with_suffix("").parts
         out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return out
 
 
-def imported_modules(source: str) -> set[str]:
-    """The package's modules a source imports anywhere in it (module level or inside a function), by dotted name."""
-    known = library_modules()
+def library_modules() -> dict[str, Path]:
+    """{dotted name: file} of every module of the package, subpackages included (`mnist_gan.gan.models`)."""
+    return modules_of(PACKAGE)
+
+
+ROOMS = ("mnist_gan", "stages", "harness", "benchmarks", "study", "tests")  # every folder of Python code
+
+
+def all_modules() -> dict[str, Path]:
+    """Every Python module of the repository: the package, the stage scripts, the tools and the tests."""
+    return {k: v for room in ROOMS for k, v in modules_of(PACKAGE if room == "mnist_gan" else ROOT / room).items()}
+
+
+def imported_modules(source: str, known: dict | None = None) -> set[str]:
+    """The modules of `known` (default: the package's) a source imports anywhere in it (module level or inside a
+    function), by dotted name."""
+    known = library_modules() if known is None else known
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):

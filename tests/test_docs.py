@@ -49,23 +49,13 @@ def test_the_readme_is_short_and_links_every_docs_page():
         assert page.resolve() in linked, f"README.md does not link {page.relative_to(ROOT)}"
 
 
-def test_the_readme_names_the_two_commands_ci_runs():
-    text = (ROOT / "README.md").read_text()
-    assert "make run" in text and "make test" in text
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
-
-
-def test_a_study_row_reads_as_the_changes_that_make_it_from_the_default():
-    """The generated tables name each row by its `-S` changes to the committed params (seed and run-only keys apart,
-    in params.yaml's order; a setting newer than the row reads as it was then) and put it in the right table."""
-    import yaml
-
-    from benchmarks.docs import BEFORE, EARLIER_OPTIMIZER, difference, earlier, shown
-
-    default = yaml.safe_load((ROOT / "params.yaml").read_text())
-    row = {**default, "seed": 7, "precision": "fp32", "epochs": 6, "lr": default["lr"] / 2}
-    assert shown(difference(row)) == f"`lr={default['lr'] / 2}` `epochs=6`"
-    assert shown(difference({**default, "seed": 1})) == "the default"
-    old = {k: v for k, v in {**default, **EARLIER_OPTIMIZER}.items() if k not in BEFORE}  # a row from before them
-    assert earlier(old) and not earlier(default)
-    assert "lr_schedule" not in difference(old, {**default, **EARLIER_OPTIMIZER, "d_mbstd": False})
+def test_the_quick_start_commands_are_make_targets_and_ci_runs_the_test_one():
+    """The README's quick-start block holds two commands, each a target of the Makefile; .ci/run runs the second."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start.*?```bash\n(.*?)```", readme, flags=re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands == ["make run", "make test"]
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), flags=re.M))
+    assert {c.split()[1] for c in commands} <= targets
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == commands[1]

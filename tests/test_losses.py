@@ -119,7 +119,7 @@ def test_r1_is_the_squared_input_gradient_norm():
 def test_lazy_regularization_weighs_the_penalty_by_its_interval():
     """reg_every k: the penalty at every k-th step, k times as heavy (its mean weight unchanged); the steps in
     between are plain steps of the objective."""
-    from mnist_gan.gan.step import train_step
+    from mnist_gan.gan.step import Models, plan_for, train_step
     from tests.conftest import DEFAULTS
 
     torch.manual_seed(0)
@@ -131,7 +131,8 @@ def test_lazy_regularization_weighs_the_penalty_by_its_interval():
         cfg = replace(DEFAULTS.train, r1_gamma=r1, r2_gamma=0.0, gp_weight=0.0, reg_every=every, loss="hinge")
         opts = torch.optim.SGD(g.parameters(), lr=0.0), torch.optim.SGD(d.parameters(), lr=0.0)
         wrapped = lambda noise, y=None: g(noise)  # noqa: E731
-        return train_step(wrapped, d, *opts, x, z, cfg, regularize=regularize)["loss_d"].item()
+        plan = plan_for(cfg, d, torch.device("cpu"))
+        return train_step(Models(wrapped, d, *opts), x, z, None, plan, regularize)["loss_d"].item()
 
     plain = loss_d(0.0, 1, True)
     assert loss_d(1.0, 1, True) == pytest.approx(plain + 0.5 * 25.0)  # R1 = gamma / 2 x |w|^2

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from mnist_gan.gan.families import FAMILIES
 from mnist_gan.gan.losses import OBJECTIVES
 from mnist_gan.settings import configs
-from mnist_gan.settings.configs import Params
-from mnist_gan.settings.params import SCHEMA, ParamsError, check_value, load_params, validate
+from mnist_gan.settings.configs import CONFIGS, TOP
+from mnist_gan.settings.params import FIELDS, ParamsError, check_value, load_params, parse, updated, validate
 from stages import sample
 from tests.conftest import ROOT, cli
 
@@ -147,20 +147,16 @@ yaml_values = st.recursive(  # anything YAML can hold, biased towards values nea
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
     max_leaves=6,
 )
-all_keys = [k for k, v in SCHEMA.items() if not isinstance(v, dict)] + [
-    f"{s}.{k}" for s, sec in SCHEMA.items() if isinstance(sec, dict) for k in sec
-]
+all_keys = list(FIELDS)
 
 
 def declared_type(key: str):
-    """The type annotation of the field declaring `key`: a declaration independent of the key's rule."""
-    section, _, name = key.rpartition(".")
-    for group in dataclasses.fields(Params):
-        if (group.metadata["top"] and not section) or group.name == section:
-            hints = typing.get_type_hints(group.metadata["config"])
-            if name in hints and "rule" in group.metadata["config"].__dataclass_fields__[name].metadata:
-                return hints[name]
-    raise KeyError(key)
+    """The type of the field declaring `key`, its bounds and item bounds dropped: what a value's Python type must
+    be, independent of pydantic's own check."""
+    hint = FIELDS[key].annotation
+    if typing.get_origin(hint) is list:
+        return list[int]
+    return hint
 
 
 def fits(value, hint) -> bool:
@@ -197,48 +193,51 @@ def test_fuzz_any_value_is_accepted_as_declared_or_refused_in_one_line(key, valu
         return
     got = (out[section[0]] if section else out)[leaf]
     assert got == value and fits(got, declared_type(key)), (key, value, got)
-    rule = SCHEMA[section[0]][leaf] if section else SCHEMA[leaf]
-    options = getattr(rule, "options", None)
-    assert options is None or got in options, (key, got)
-    Params.from_values(out)
+    hint = FIELDS[key].annotation
+    assert typing.get_origin(hint) is not typing.Literal or got in typing.get_args(hint), (key, got)
+    parse(out)
 
 
-def test_the_fuzz_oracle_knows_the_declared_types():
-    assert fits(0.5, declared_type("lr")) and not fits(True, declared_type("batch_size"))
-    assert fits(None, declared_type("ema_kimg")) and fits([256, 256], declared_type("g_hidden"))
-    assert not fits([1.5], declared_type("g_hidden")) and not fits(float("nan"), declared_type("lr"))
-    assert fits("dcgan", declared_type("model")) and fits(3, declared_type("sample.n_images"))
-
-
-def test_every_setting_is_declared_once_with_rule_and_help_and_no_default():
-    """configs.py is the one declaration: a setting has a rule and a help line and no default of its own (its
-    value lives in params.yaml only); a derived field has no rule; no key is declared by two configs."""
+def test_every_setting_is_declared_once_with_help_and_no_default():
+    """configs.py is the one declaration: a setting has a help line and no default of its own (its value lives in
+    params.yaml only); a derived field has a default and no help; no key is declared by two configs."""
     seen = []
-    for group in dataclasses.fields(Params):
-        config = group.metadata["config"]
-        for f in dataclasses.fields(config):
-            if "rule" in f.metadata:
-                assert f.metadata["help"].strip(), f"{config.__name__}.{f.name}: no help"
-                assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, (
-                    f"{config.__name__}.{f.name} has a default; params.yaml holds the value"
-                )
-                seen.append(f.name if group.metadata["top"] else f"{group.name}.{f.name}")
+    for group, config in CONFIGS.items():
+        for name, field in config.__pydantic_fields__.items():
+            if field.description:
+                assert field.is_required(), f"{config.__name__}.{name} has a default; params.yaml holds the value"
+                seen.append(name if group in TOP else f"{group}.{name}")
             else:
-                assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING, (
-                    f"{config.__name__}.{f.name}: a derived field needs a default"
-                )
+                assert not field.is_required(), f"{config.__name__}.{name}: a derived field needs a default"
     assert len(seen) == len(set(seen)) == len(all_keys)
+    assert sorted(seen) == sorted(yaml_keys(good()))  # params.yaml sets exactly the declared keys
 
 
-def test_the_params_come_back_as_the_file_says(tmp_path):
+def yaml_keys(raw: dict) -> list[str]:
+    return [f"{k}.{s}" for k, v in raw.items() if isinstance(v, dict) for s in v] + [
+        k for k, v in raw.items() if not isinstance(v, dict)
+    ]
+
+
+def test_the_params_come_back_as_the_file_says():
     params = load_params(ROOT / "params.yaml")
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert params.as_dict() == validate(raw)
-    assert params.updated(lr=0.001, sample={"seed": 3}).train.lr == 0.001
-    assert params.updated(sample={"seed": 3}).sample == dataclasses.replace(params.sample, seed=3)
+    assert updated(params, lr=0.001, **{"sample.seed": 3}).train.lr == 0.001
+    assert updated(params, **{"sample.seed": 3}).sample == dataclasses.replace(params.sample, seed=3)
     assert params.flat()["sample.seed"] == params.sample.seed and params.flat()["lr"] == params.train.lr
-    with pytest.raises(KeyError):
-        params.updated(learning_rate=0.1)
+    with pytest.raises(ParamsError, match="no key learning_rate"):
+        updated(params, learning_rate=0.1)
+    with pytest.raises(ParamsError, match="lr = 2.0 is not allowed"):  # no path builds params unchecked
+        updated(params, lr=2.0)
+
+
+def test_a_config_changed_in_code_is_checked_too():
+    """`dataclasses.replace` on a config (the train stage's CLI overrides) validates like params.yaml does."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        dataclasses.replace(load_params(ROOT / "params.yaml").train, epochs=0)
 
 
 def test_choices_of_a_registry_are_its_keys():
@@ -263,14 +262,27 @@ def test_help_of_a_stage_option_is_the_settings_own():
 
 
 def test_the_settings_modules_import_no_torch():
-    """configs (every setting), rules and the metric registry are torch-free: the server, the console script and
+    """configs (every setting), params and the metric registry are torch-free: the server, the console script and
     any tool can read them without torch."""
     from tests.conftest import run
 
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import mnist_gan.settings.configs, mnist_gan.settings.rules, mnist_gan.settings.params\n"
+        "import mnist_gan.settings.configs, mnist_gan.settings.params\n"
         "import mnist_gan.evaluation.registry, mnist_gan.cli, mnist_gan.errors\n"
         "assert mnist_gan.settings.configs.help_of('lr')\nprint('ok')"
     )
     assert run([sys.executable, "-c", code]).stdout.strip() == "ok"
+
+
+def test_params_yaml_says_what_each_declaration_says():
+    """Every key's comment in params.yaml is its declared help, word for word (`make docs` writes them), and the
+    same help is the stage options' (--help) and docs/settings.md's."""
+    from study.docs import params_comments
+
+    text = (ROOT / "params.yaml").read_text()
+    assert params_comments(text) == text, "params.yaml's comments differ from the declarations: run make docs"
+    assert all(f"| {FIELDS[k].description.replace('|', chr(92) + '|')} |" in SETTINGS_PAGE for k in FIELDS)
+
+
+SETTINGS_PAGE = (ROOT / "docs" / "settings.md").read_text()

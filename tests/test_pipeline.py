@@ -1,7 +1,6 @@
 """The DAG itself: dvc.yaml and params.yaml agree, and a real `dvc repro` / `dvc exp run` in a temp repo."""
 
 import ast
-import dataclasses
 import json
 import re
 import sys
@@ -11,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-from mnist_gan.settings.configs import Params, settings
-from mnist_gan.settings.params import SCHEMA
-from tests.conftest import DVC, ROOT, imported_modules, library_modules, run
+from mnist_gan.settings.configs import CONFIGS, TOP, settings
+from mnist_gan.settings.params import FIELDS, SECTIONS
+from tests.conftest import DVC, ROOMS, ROOT, all_modules, imported_modules, library_modules, run
 
 
 def dvc_yaml() -> dict:
@@ -33,10 +32,7 @@ def test_every_listed_param_exists_and_library_deps_exist():
         for entry in stage.get("params", []):
             if isinstance(entry, dict):  # {params.yaml: null} = the whole file
                 continue
-            node = SCHEMA
-            for part in entry.split("."):
-                assert part in node, f"{name}: unknown param {entry}"
-                node = node[part]
+            assert entry in FIELDS or entry in SECTIONS, f"{name}: unknown param {entry}"
         for dep in stage["deps"]:
             if dep.startswith(("src/", "stages/")):
                 assert (ROOT / dep).is_file(), f"{name}: missing dep {dep}"
@@ -44,7 +40,7 @@ def test_every_listed_param_exists_and_library_deps_exist():
 
 # modules that only validate params and report errors: a stage imports them, but params are tracked by DVC's own
 # `params:` and an error message changes no output, so they are neither followed nor listed as deps
-NOT_DEPS = {"mnist_gan.stage", "mnist_gan.settings.params", "mnist_gan.settings.rules", "mnist_gan.errors"}
+NOT_DEPS = {"mnist_gan.stage", "mnist_gan.settings.params", "mnist_gan.errors"}
 
 
 def library_closure(source: str) -> set[str]:
@@ -127,10 +123,11 @@ def test_a_page_style_edit_reruns_only_the_report(small_repo, tmp_path):
     assert ran == ["report"], out
 
 
-def test_the_library_has_no_import_cycles():
-    """Every mnist_gan import, at module level or inside a function: the graph has no cycle."""
-    modules = library_modules()
-    graph = {m: imported_modules(path.read_text()) - {m} for m, path in modules.items()}
+def test_no_import_cycles_anywhere():
+    """Every import among the repository's Python files (package, stages, tools, tests), at module level or inside
+    a function: the graph has no cycle."""
+    modules = all_modules()
+    graph = {m: imported_modules(path.read_text(), modules) - {m} for m, path in modules.items()}
     done, active = set(), []
 
     def visit(node):
@@ -182,6 +179,36 @@ def test_imports_run_down_the_layers():
     assert imports_against_the_layers(library_modules()) == []
 
 
+# The rooms of the repository, bottom first (README "Layout"): a room imports from itself and from lower ranks only,
+# so the tools never import the tests and the two tool rooms of one rank never import each other.
+RANKS = {"mnist_gan": 0, "stages": 1, "harness": 1, "benchmarks": 2, "study": 2, "tests": 3}
+
+
+def imports_against_the_rooms(modules: dict[str, Path]) -> list[str]:
+    """'a -> b' for every import of another room of the same or a higher rank."""
+    room = lambda name: name.split(".")[0]  # noqa: E731
+    return [
+        f"{name} -> {imported}"
+        for name, path in modules.items()
+        for imported in sorted(imported_modules(path.read_text(), modules))
+        if room(imported) != room(name) and RANKS[room(imported)] >= RANKS[room(name)]
+    ]
+
+
+def test_rooms_import_downward_only():
+    assert set(RANKS) == set(ROOMS)
+    assert imports_against_the_rooms(all_modules()) == []
+
+
+def test_the_room_check_sees_a_tool_that_imports_a_test(tmp_path):
+    """A planted upward import from a tool (a benchmark importing the test suite's helpers) is caught."""
+    modules = dict(all_modules())
+    leak = tmp_path / "leak.py"
+    leak.write_text("from tests.conftest import run\n")
+    modules["benchmarks.leak"] = leak
+    assert imports_against_the_rooms(modules) == ["benchmarks.leak -> tests.conftest"]
+
+
 def test_the_layer_check_sees_an_import_against_the_order(tmp_path):
     """The check fails for an upward import, whether written as an import or through importlib."""
     modules = dict(library_modules())
@@ -193,20 +220,19 @@ def test_the_layer_check_sees_an_import_against_the_order(tmp_path):
     ):
         path = tmp_path / f"leak{i}.py"
         path.write_text(source)
-        modules["mnist_gan.settings.rules"] = path
-        assert imports_against_the_layers(modules) == ["mnist_gan.settings.rules -> mnist_gan.gan.families"]
+        modules["mnist_gan.settings.params"] = path
+        assert imports_against_the_layers(modules) == ["mnist_gan.settings.params -> mnist_gan.gan.families"]
 
 
 def settings_read(script: str) -> set[str]:
     """The params.yaml keys a stage script reads, from its source: `P.<config>.<key>` is one key, `P.<config>`
     handed on whole is every key of that config, `P` itself (or `P.flat()`) is the whole file ("*")."""
-    groups = {f.name: f for f in dataclasses.fields(Params)}
+    groups = CONFIGS
 
     def keys(group: str, only: str | None = None) -> set[str]:
-        f = groups[group]
-        prefix = "" if f.metadata["top"] else f"{group}."
-        assert only is None or only in settings(f.metadata["config"]), f"{script}: P.{group}.{only} is no setting"
-        return {prefix + k for k in ([only] if only else settings(f.metadata["config"]))}
+        prefix = "" if group in TOP else f"{group}."
+        assert only is None or only in settings(CONFIGS[group]), f"{script}: P.{group}.{only} is no setting"
+        return {prefix + k for k in ([only] if only else settings(CONFIGS[group]))}
 
     tree = ast.parse((ROOT / script).read_text())
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
@@ -229,8 +255,8 @@ def settings_listed(stage: dict) -> set[str]:
     for entry in stage.get("params", []):
         if isinstance(entry, dict):
             out.add("*")
-        elif isinstance(SCHEMA.get(entry), dict):
-            out |= {f"{entry}.{k}" for k in SCHEMA[entry]}
+        elif entry in SECTIONS:
+            out |= {f"{entry}.{k}" for k in settings(CONFIGS[entry])}
         else:
             out.add(entry)
     return out
@@ -250,7 +276,7 @@ def test_each_stage_lists_exactly_the_params_it_reads(name):
 
 def test_every_top_level_param_reruns_train():
     """`dvc exp run -S key=...` works on every top-level key: the train stage reads each one."""
-    top_level = {k for k, rule in SCHEMA.items() if not isinstance(rule, dict)}
+    top_level = {k for k in FIELDS if "." not in k}
     assert top_level <= settings_read("stages/train.py")
 
 
@@ -260,6 +286,6 @@ def test_the_reader_sees_what_a_stage_reads(tmp_path, monkeypatch):
     script.parent.mkdir()
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     script.write_text("P = load()\nn = P.sample.n_images\nf(P.evaluate)\n")
-    assert settings_read("stages/x.py") == {"sample.n_images", *(f"evaluate.{k}" for k in SCHEMA["evaluate"])}
+    assert settings_read("stages/x.py") == {"sample.n_images", *(k for k in FIELDS if k.startswith("evaluate."))}
     script.write_text("P = load()\nshow(P.flat())\nlr = P.train.lr\n")
     assert settings_read("stages/x.py") == {"*", "lr"}

@@ -1,4 +1,4 @@
-"""The recipes of recipes/seeds.yaml (docs/recipes.md shows one `dvc exp run -S ...` line each) run, for a few steps,
+"""The seed recipes (settings/recipes.yaml; docs/recipes.md shows their `dvc exp run -S ...` lines) run, a few steps,
 through every stage their keys reach: train (and normalize, for seed 004's 64x64 images). The stages after train read
 only generator.pt, the same code for every family: seed 004 (unconditional, 64x64 images downsized for the classifier)
 also runs sample and evaluate; the tiny repo's own repro covers them for a conditional 28x28 generator, and
@@ -9,8 +9,8 @@ import json
 import pytest
 import yaml
 
-from benchmarks.docs import wrap
-from benchmarks.recipes import overrides, recipes, shell_lines
+from mnist_gan.settings.recipes import overrides, recipes, shell_lines
+from study.docs import wrap
 from tests.conftest import DVC, ROOT, committed_copy, run
 
 # Appended to each recipe: later -S flags for the same key win, so each runs a few steps on little data (no
@@ -32,7 +32,9 @@ SHORT = [
 def test_a_recipe_for_each_seed_and_docs_show_them():
     assert sorted(recipes()) == ["000", "001", "002", "003", "004"]
     page = (ROOT / "docs" / "recipes.md").read_text()
-    assert all(wrap(line) in page for line in shell_lines())  # generated from recipes/seeds.yaml (make docs)
+    assert all(
+        wrap(line) in page for line in shell_lines()
+    )  # generated from src/mnist_gan/settings/recipes.yaml (make docs)
 
 
 @pytest.fixture(scope="module")

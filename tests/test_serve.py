@@ -35,7 +35,7 @@ def onnx_models(tmp_path_factory) -> dict[str, Path]:
     for kind in KINDS:
         weights = trained_like(kind)
         save_torch(weights, out / f"{kind}.pt")
-        export_onnx(load_generator(out / f"{kind}.pt"), out / f"{kind}.onnx", metadata(weights, METRICS, "test"))
+        export_onnx(load_generator(out / f"{kind}.pt"), out / f"{kind}.onnx", metadata(weights, METRICS))
         paths[kind] = out / f"{kind}.onnx"
     return paths
 

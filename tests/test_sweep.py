@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchmarks.ray_cluster import ENV, LOOPBACK, Cluster, free_ports, namespaces
+from harness.ray_cluster import ENV, LOOPBACK, Cluster, free_ports, namespaces
 from mnist_gan.sweep.grid import expand
 from mnist_gan.vcs import experiments
 from tests.conftest import DVC, committed_copy, console_script, output_md5, run
@@ -240,7 +240,7 @@ def test_the_embedded_default_listens_on_the_loopback_only_and_writes_no_token(t
     code = (
         "import json, os, psutil, time; from mnist_gan.sweep.driver import connect\n"
         "ray = connect(None, 1); time.sleep(2)\n"
-        "from benchmarks.ray_cluster import listening\n"
+        "from harness.ray_cluster import listening\n"
         "mine = [psutil.Process(), *psutil.Process().children(recursive=True)]\n"
         "print(json.dumps({'sockets': sorted(listening(mine)), 'auth': os.environ.get('RAY_AUTH_MODE')}))\n"
         "ray.shutdown()"

@@ -9,6 +9,7 @@ import torch
 from mnist_gan.gan.families import FAMILIES
 from mnist_gan.gan.losses import OBJECTIVES
 from mnist_gan.gan.trainer import Hooks
+from mnist_gan.settings.params import updated
 from mnist_gan.storage import load_torch
 from stages import train
 from tests.conftest import DEFAULTS, RESUME_EPOCHS, cli, run, seeds_gan, train_cmd
@@ -258,7 +259,8 @@ def test_every_family_objective_and_conditioning_trains_and_round_trips(
 
     size = FAMILIES[family].image_size or 28
     changes = {"batch_size": 16, "log_every": 2, "ema_bn_batches": 2, "d_steps": 1, "precision": "fp32"}
-    p = DEFAULTS.updated(model=family, loss=loss, **changes, **CONDITIONING[conditioning])
+    changes["normalize.image_size"] = size
+    p = updated(DEFAULTS, model=family, loss=loss, **changes, **CONDITIONING[conditioning])
     data = load_processed(tiny_data / "train.pt")
     if size != 28:
         images = F.interpolate(data["images"].float(), size=(size, size), mode="bilinear")

@@ -16,7 +16,16 @@ import sys
 from pathlib import Path
 
 
+def needs(parser: argparse.ArgumentParser, extra: str, module: str) -> None:
+    """A command whose libraries are an extra of the package: one line when they are not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        parser.exit(1, f"error: this command needs {module}: pip install -e '.[{extra}]'\n")
+
+
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    needs(parser, "serve", "fastapi")
     from mnist_gan.errors import PipelineError
     from mnist_gan.serving.server import run_server
 
@@ -42,6 +51,7 @@ def _compare(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    needs(parser, "sweep", "ray")
     from mnist_gan.errors import PipelineError
     from mnist_gan.sweep.driver import SweepOptions, run_sweep
 

@@ -9,6 +9,7 @@ for d against the test images of d). Every metric is one function in `metrics.py
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -17,8 +18,8 @@ from mnist_gan.evaluation.classifier import MnistClassifier, at_classifier_size,
 from mnist_gan.evaluation.metrics import Scored, class_coverage, knn_radii, nearest_training_images, summarize
 from mnist_gan.evaluation.two_sample import TwoSampleResult, two_sample_test
 from mnist_gan.gan.models import Generator, asks_digits
-from mnist_gan.gan.sampling import balanced_labels, generate
-from mnist_gan.settings.configs import TwoSampleConfig
+from mnist_gan.gan.sampling import balanced_labels, generate, load_generator
+from mnist_gan.settings.configs import EvaluateConfig, TwoSampleConfig
 
 
 @dataclass
@@ -113,3 +114,20 @@ def evaluate(
 
 def classifier_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+def evaluate_weights(
+    settings: EvaluateConfig,
+    two_sample: TwoSampleConfig,
+    weights: Path,
+    classifier: MnistClassifier,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    floor: dict | None = None,
+    n: int | None = None,
+) -> Evaluation:
+    """The evaluate stage's work, in-process: the generator of a weights file scored with the evaluate and two_sample
+    settings (`n` samples instead of `settings.n_samples` if given), on the classifier's device."""
+    generator = load_generator(weights, classifier_device(classifier))
+    s = settings
+    return evaluate(generator, classifier, train, test, n or s.n_samples, s.seed, s.nearest_k, two_sample, floor)

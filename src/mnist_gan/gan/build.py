@@ -7,6 +7,7 @@ config from the settings and the data, builds and places both models, and wraps 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -14,7 +15,7 @@ from mnist_gan.gan.clusters import self_condition_labels
 from mnist_gan.gan.losses import penalty_weights
 from mnist_gan.gan.models import build_gan
 from mnist_gan.gan.parallel import prepare_models
-from mnist_gan.gan.trainer import Trainer
+from mnist_gan.gan.trainer import Hooks, RunFiles, Trainer
 from mnist_gan.runtime import precision_reason, resolve_precision, seed_everything
 from mnist_gan.settings.configs import GANConfig, TrainConfig, values
 
@@ -58,6 +59,7 @@ def build_trainer(
     rank: int = 0,
     world: int = 1,
     cuda_graph: bool = True,
+    compile_mode: str | None = None,
 ) -> Trainer:
     """Seed from `train.seed`, then build the run: `data` = {"images": uint8 (N, 1, S, S), "labels": (N,)} as the
     normalize stage writes it. An unconditional run with `clusters` > 0 conditions on k-means clusters of the
@@ -70,6 +72,33 @@ def build_trainer(
     networks = gan_config(gan, cfg, image_size, prior)
     generator, discriminator = prepare_models(*build_gan(networks, cfg.init), cfg, device, world)
     images = data["images"].to(device)
-    trainer = Trainer(generator, discriminator, images, cfg, device, rank, world, labels, cuda_graph)
+    trainer = Trainer(generator, discriminator, images, cfg, device, rank, world, labels, cuda_graph, compile_mode)
     trainer.precision_why = precision_reason(train.precision, device)
+    return trainer
+
+
+def train_run(
+    gan: GANConfig,
+    train: TrainConfig,
+    image_size: int,
+    data: dict,
+    folder: Path,
+    checkpoint: Path,
+    device: torch.device,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    cuda_graph: bool = True,
+    compile_mode: str | None = None,
+    probe=None,
+    hooks: Hooks | None = None,
+    max_steps: int | None = None,
+) -> Trainer:
+    """The train stage's work, in-process (the stage, the GPU check, a notebook): build the run on `data` and fit
+    it, writing generator.pt and discriminator.pt into `folder` and the resumable checkpoint at
+    `checkpoint`; `probe` scores the generator after every epoch (`evaluation.probe.QualityProbe`), `hooks` hear
+    about it. Returns the trainer, fitted."""
+    trainer = build_trainer(gan, train, image_size, data, device, rank, world, cuda_graph, compile_mode)
+    files = RunFiles(Path(folder), Path(checkpoint), recorded_settings(gan, train, image_size))
+    trainer.fit(files, max_steps, probe, hooks)
     return trainer

@@ -1,4 +1,4 @@
-"""One GAN update, as a pure function of models, optimizers and a batch: `train_step`.
+"""One GAN update, as a function of the models, a batch and the run's `StepPlan`: `train_step`.
 
 Update order is that of pytorch/examples dcgan/main.py: first D on a real batch and on G(z).detach(), then
 G through D(G(z)). The objective comes from `losses.OBJECTIVES` by name; a regularizer (R1, WGAN-GP's
@@ -9,55 +9,102 @@ bf16 autocast where the device runs it natively (`precision`); losses are always
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from mnist_gan.gan.losses import OBJECTIVES, REGULARIZERS, Regularizer
+from mnist_gan.gan.losses import OBJECTIVES, REGULARIZERS, Objective, Regularizer, penalty_weights
+from mnist_gan.gan.models import has_batch_stats
 from mnist_gan.settings.configs import TrainConfig
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake")  # d_real / d_fake: D's mean score (the loss's own reading)
 
 
+class Models(NamedTuple):
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What every step of a run does, worked out once from its settings and its D (`plan_for`)."""
+
+    objective: Objective
+    penalties: tuple[tuple[float, Regularizer], ...]  # the active ones, each with its whole factor (below)
+    joint_d: bool  # score real and fake in one D pass: same maths without batch statistics, half the calls
+    precision: str  # "bf16": autocast on `device_type`; "fp32": none
+    device_type: str
+
+    def autocast(self, cache: bool = True):
+        """bf16 autocast, or nothing for fp32. `cache`: autocast's cache of cast weights, which a CUDA graph capture
+        must go without (the casts are redone, to the same values)."""
+        return autocast_for(self.precision, torch.device(self.device_type), cache)()
+
+    reg_every: int = 1  # the penalties apply at every reg_every-th step (lazy regularization)
+
+    @property
+    def lazy(self) -> bool:
+        return self.reg_every > 1 and bool(self.penalties)
+
+    @property
+    def draws(self) -> bool:
+        """A penalty draws random numbers from the trainer's generator (which a CUDA graph cannot replay)."""
+        return any(r.uses_rng for _, r in self.penalties)
+
+
+def plan_for(cfg: TrainConfig, discriminator: nn.Module, device: torch.device) -> StepPlan:
+    """The plan of a run: its objective, its penalties (null gp_weight resolved to the loss's own; each factor is
+    scale x weight x reg_every, StyleGAN2's lazy weighting) and whether D takes real and fake in one pass."""
+    weights = penalty_weights(cfg)
+    active = [(weights[r.weight], r) for r in REGULARIZERS.values() if weights[r.weight] > 0]
+    return StepPlan(
+        objective=OBJECTIVES[cfg.loss],
+        penalties=tuple((r.scale * w * cfg.reg_every, r) for w, r in active),
+        joint_d=not has_batch_stats(discriminator) and not active,
+        precision=cfg.precision,
+        device_type=device.type,
+        reg_every=cfg.reg_every,
+    )
+
+
 def train_step(
-    generator: nn.Module,
-    discriminator: nn.Module,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
+    models: Models,
     real: torch.Tensor,
     z: torch.Tensor,
-    cfg: TrainConfig,
-    y: torch.Tensor | None = None,
-    autocast=contextlib.nullcontext,
-    joint_d: bool = False,
-    rng: torch.Generator | None = None,
+    y: torch.Tensor | None,
+    plan: StepPlan,
     regularize: bool = True,
+    rng: torch.Generator | None = None,
+    cache: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """One G update after cfg.d_steps D updates; returns detached stats (stats of the last D update).
+    """One G update after d_steps D updates (the batch's first dimension); returns detached stats (stats of the last
+    D update).
 
     real: (d_steps, B, C, H, W) in [-1, 1]; z: (d_steps, B, *latent); y: labels (d_steps, B) or None.
-    joint_d: score real and fake in one D pass. Same maths when D has no batch statistics (no BatchNorm),
-    half the per-call overhead, which is what bounds small MLPs.
-    regularize: add the penalties (R1, R2, GP) at this step; with lazy regularization (`reg_every` k > 1) the
-    trainer asks every k-th step, and each penalty is weighted k times (StyleGAN2's lazy R1).
+    regularize: add the plan's penalties at this step (a lazy plan's trainer asks every `reg_every`-th step);
+    rng: the random source of a penalty that draws (WGAN-GP's interpolates); cache: `StepPlan.autocast`'s.
     """
-    objective = OBJECTIVES[cfg.loss]
+    generator, discriminator, opt_g, opt_d = models
+    objective = plan.objective
     labels = [None] * len(real) if y is None else list(y)
     # (1) Update D: e.g. maximize log D(x) + log(1 - D(G(z))) for bce
     for x, noise, lab in zip(real, z, labels, strict=True):
         opt_d.zero_grad(set_to_none=True)
-        with autocast():
+        with plan.autocast(cache):
             fake = generator(noise, lab)
-            if joint_d:
+            if plan.joint_d:
                 both = None if lab is None else torch.cat([lab, lab])
                 logits_real, logits_fake = discriminator(torch.cat([x, fake.detach()]), both).float().chunk(2)
             else:
                 logits_real = discriminator(x, lab).float()
                 logits_fake = discriminator(fake.detach(), lab).float()
             loss_d = objective.d_loss(logits_real, logits_fake)
-            for weight, regularizer in active_regularizers(cfg) if regularize else ():
-                penalty = regularizer.penalty(discriminator, x, fake, lab, rng)
-                loss_d = loss_d + regularizer.scale * weight * cfg.reg_every * penalty
+            for factor, regularizer in plan.penalties if regularize else ():
+                loss_d = loss_d + factor * regularizer.penalty(discriminator, x, fake, lab, rng)
         loss_d.backward()
         opt_d.step()
 
@@ -68,7 +115,7 @@ def train_step(
     opt_g.zero_grad(set_to_none=True)
     critic.requires_grad_(False)
     try:
-        with autocast():
+        with plan.autocast(cache):
             logits = critic(fake, lab).float()
             if objective.paired:  # the real images these fakes are paired with, scored by the current D
                 with torch.no_grad():
@@ -87,11 +134,6 @@ def train_step(
         "d_real": objective.score(logits_real.detach()).mean(),
         "d_fake": objective.score(logits_fake.detach()).mean(),
     }
-
-
-def active_regularizers(cfg: TrainConfig) -> list[tuple[float, Regularizer]]:
-    """(weight, regularizer) of every penalty whose weight in `cfg` is > 0, in REGULARIZERS order."""
-    return [(getattr(cfg, r.weight), r) for r in REGULARIZERS.values() if getattr(cfg, r.weight) > 0]
 
 
 def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig, capturable: bool = False):

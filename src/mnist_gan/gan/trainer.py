@@ -28,14 +28,13 @@ from mnist_gan.gan.graphs import GraphedStep, graph_unsupported
 from mnist_gan.gan.models import (
     asks_digits,
     conditioning,
-    has_batch_stats,
     is_convolutional,
     random_labels,
     weights_file,
 )
 from mnist_gan.gan.parallel import check_replicas, unwrap
 from mnist_gan.gan.schedules import is_constant, lr_factor
-from mnist_gan.gan.step import STATS, active_regularizers, autocast_for, make_optimizers, train_step
+from mnist_gan.gan.step import STATS, Models, make_optimizers, plan_for, train_step
 from mnist_gan.settings.configs import GANConfig, TrainConfig
 from mnist_gan.storage import save_torch
 
@@ -139,23 +138,27 @@ class Trainer:
         world: int = 1,
         labels: torch.Tensor | None = None,
         cuda_graph: bool = True,
+        compile_mode: str | None = None,
     ):
+        """`compile_mode`: torch.compile G and D in this mode ("default", "reduce-overhead", ...); None = the
+        `compile` setting's (its default mode, or none)."""
+        self.plan = plan_for(cfg, discriminator, device)  # objective, penalties, joint D pass, precision: once
         # the whole step replayed as one CUDA graph where the run allows it (gan/graphs.py)
-        random_penalty = any(r.uses_rng for _, r in active_regularizers(cfg))
-        lazy = cfg.reg_every > 1 and bool(active_regularizers(cfg))
-        why = graph_unsupported(device, world, cfg.compile, random_penalty, lazy)
+        compile_mode = compile_mode or ("default" if cfg.compile else None)
+        why = graph_unsupported(device, world, compile_mode is not None, self.plan.draws, self.plan.lazy)
         self.eager_why = why if cuda_graph else "the eager step was asked for"  # None: replayed as a graph
         self.opt_g, self.opt_d = make_optimizers(generator, discriminator, cfg, capturable=self.eager_why is None)
         decay = ema_decay(cfg, world)
         self.ema = EMA(unwrap(generator), decay, cfg.ema_rampup) if decay > 0 else None
-        if cfg.compile:
-            generator, discriminator = torch.compile(generator), torch.compile(discriminator)
+        if compile_mode is not None:
+            mode = None if compile_mode == "default" else compile_mode
+            generator, discriminator = torch.compile(generator, mode=mode), torch.compile(discriminator, mode=mode)
+        # torch.compile's own CUDA graphs may overwrite a step's outputs at the next: each step says it begins
+        self.marks_steps = compile_mode == "reduce-overhead"
         self.generator, self.discriminator = generator, discriminator  # possibly DDP-wrapped
         self.images, self.cfg, self.device, self.rank, self.world = images_u8, cfg, device, rank, world
         self.labels = labels.to(device) if labels is not None and self.g.cfg.num_classes else None
         self.latent_shape = self.g.latent_shape
-        # one D pass over real + fake: same maths without batch statistics; a penalty needs its own pass
-        self.joint_d = not has_batch_stats(discriminator) and not active_regularizers(cfg)
         self.conv = cfg.channels_last and is_convolutional(self.g)
         self.perm_rng = torch.Generator()  # reseeded at every epoch (batches)
         self.noise_rng = torch.Generator(device=device)
@@ -168,7 +171,6 @@ class Trainer:
             )
         self.total_steps = cfg.epochs * self.steps_per_epoch  # what the learning-rate schedule spans
         self.warmup_steps = round(cfg.lr_warmup * self.steps_per_epoch)
-        self.autocast = autocast_for(cfg.precision, device)
         self.precision_why = ""  # set by whoever resolved the precision (build.build_trainer)
         self.graphed = GraphedStep(self.step) if self.eager_why is None else None
 
@@ -291,18 +293,27 @@ class Trainer:
                 break
         return dict(zip(STATS, (total / done).tolist(), strict=True))
 
-    def step(self, idx: torch.Tensor, z: torch.Tensor, in_graph: bool = False, number: int = 0) -> torch.Tensor:
+    def step(
+        self,
+        idx: torch.Tensor,
+        z: torch.Tensor,
+        in_graph: bool = False,
+        number: int = 0,
+        regularize: bool | None = None,
+    ) -> torch.Tensor:
         """One `train_step` on the training images at `idx` (d_steps, B) with noise `z`: the stats (STATS) stacked.
         `in_graph`: autocast without its weight cache, as a CUDA graph capture needs (same values). `number`: the
-        step's place in the run, which decides whether a lazy penalty applies (every `reg_every`-th step)."""
+        step's place in the run, which decides whether a lazy penalty applies (every `reg_every`-th step);
+        `regularize` overrides that (False: the objective's step alone, e.g. to count its FLOPs)."""
         real = to_float(self.images[idx])  # (d_steps, B, C, H, W)
         if self.conv:
             real = real.flatten(0, 1).contiguous(memory_format=torch.channels_last).view(real.shape)
         y = None if self.labels is None else self.labels[idx]
-        models = (self.generator, self.discriminator, self.opt_g, self.opt_d)
-        autocast = autocast_for(self.cfg.precision, self.device, cache=not in_graph)
-        regularize = number % self.cfg.reg_every == 0
-        stats = train_step(*models, real, z, self.cfg, y, autocast, self.joint_d, self.noise_rng, regularize)
+        models = Models(self.generator, self.discriminator, self.opt_g, self.opt_d)
+        regularize = number % self.cfg.reg_every == 0 if regularize is None else regularize
+        if self.marks_steps:
+            torch.compiler.cudagraph_mark_step_begin()
+        stats = train_step(models, real, z, y, self.plan, regularize, self.noise_rng, cache=not in_graph)
         return torch.stack(list(stats.values()))
 
     def set_lr(self, factor: float) -> None:
@@ -326,7 +337,7 @@ class Trainer:
     @torch.no_grad()
     def sample(self, generator: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """generator(z, y) (e.g. best_generator()) under the training precision, as float on the CPU."""
-        with self.autocast():
+        with self.plan.autocast():
             return generator(z.to(self.device), None if y is None else y.to(self.device)).float().cpu()
 
     # -- checkpoints: everything needed to continue bit for bit -----------------------------------------

@@ -23,7 +23,6 @@ from mnist_gan.errors import PipelineError
 from mnist_gan.gan.models import Generator, asks_digits
 from mnist_gan.settings.configs import GANConfig, recorded_gan
 from mnist_gan.storage import atomic_path, write_bytes
-from mnist_gan.vcs import revision
 
 ONNX_TOLERANCE = 1e-4  # max |onnxruntime - torch| of any pixel (images in [-1, 1]); ~1e-7 measured, fp32 both ways
 CHECK_BATCHES = (1, 7, 257)  # batch sizes the ONNX model is checked at: one, odd, more than any grid the server draws
@@ -46,8 +45,9 @@ class FlatLatent(nn.Module):
         return self.generator(z.reshape(z.shape[0], *self.generator.latent_shape), y)
 
 
-def metadata(weights: dict, metrics: dict | None, revision: str) -> dict[str, str]:
-    """The string -> string header both exported files carry (safetensors and ONNX allow only strings)."""
+def metadata(weights: dict, metrics: dict | None) -> dict[str, str]:
+    """The string -> string header both exported files carry (safetensors and ONNX allow only strings): a function
+    of the weights file and the metrics alone, so an export reproduces byte for byte (no git revision, no clock)."""
     cfg = recorded_gan(weights["config"])
     meta = {
         "format": "mnist-gan generator 1",
@@ -57,7 +57,6 @@ def metadata(weights: dict, metrics: dict | None, revision: str) -> dict[str, st
         "ema": json.dumps(bool(weights.get("ema", False))),
         "params": json.dumps(weights.get("params"), sort_keys=True),
         "params_digest": str(weights.get("params_digest", "unknown")),
-        "git_revision": revision,
     }
     if metrics is not None:
         meta["metrics"] = json.dumps(metrics, sort_keys=True)
@@ -143,7 +142,7 @@ def export_generator(weights: Path, metrics: dict, grid: Path, out_dir: Path) ->
     from mnist_gan.storage import load_torch, write_text
 
     generator = load_generator(weights)  # the EMA generator, BN statistics recomputed, eval mode
-    meta = metadata(load_torch(weights, "generator weights"), metrics, revision())
+    meta = metadata(load_torch(weights, "generator weights"), metrics)
     save_checked_safetensors(generator, out_dir / "generator.safetensors", meta)
     export_onnx(generator, out_dir / "generator.onnx", meta)
     worst = check_onnx(out_dir / "generator.onnx", generator)

@@ -150,8 +150,8 @@ A GAN generator of {size}x{size} handwritten digits trained on MNIST by the mnis
 
 ## How it was trained
 
-Trained from params digest `{meta["params_digest"]}` at git revision `{meta["git_revision"]}`
-(`dvc repro` in the repository; the generator is {"the EMA of G" if json.loads(meta["ema"]) else "G itself"},
+Trained with the settings of params digest `{meta["params_digest"]}` (`dvc repro` in the repository, whose
+dvc.lock records this file's hash; the generator is {"the EMA of G" if json.loads(meta["ema"]) else "G itself"},
 with its BatchNorm statistics in eval mode). Settings: {_trained(meta)}.
 
 ## Evaluation

@@ -1,8 +1,9 @@
-"""The run's report: metrics beside the real floor and the committed baseline, training curves, samples, the
-fixed-noise animation and every param, as one `Page` (self-contained HTML and its Markdown twin).
+"""The run's report: metrics beside the real floor, training curves, samples, the fixed-noise animation and every
+param, as one `Page` (self-contained HTML and its Markdown twin).
 
-The report stage (`stages/report.py`) calls `build_report` on the outputs of the earlier stages; the compare page
-(`compare.py`) is its sibling over several revisions.
+The report stage (`stages/report.py`) calls `build_report` on the outputs of the earlier stages, and on nothing else
+(no git revision, no clock), so a rerun writes the same bytes; the compare page (`compare.py`) is its sibling over
+several revisions, and the place to see this run beside another.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from mnist_gan.outputs.figures import figure_bytes, histogram_figure, training_c
 from mnist_gan.outputs.images import epoch_grids, gif_bytes
 from mnist_gan.outputs.page import Page, yaml_cell
 from mnist_gan.settings.configs import Params, conditioning_words
-from mnist_gan.vcs import show
 
 
 def read_json(path: Path, stage: str) -> dict:
@@ -26,20 +26,8 @@ def read_json(path: Path, stage: str) -> dict:
     return json.loads(path.read_text())
 
 
-def baseline_metrics(path: Path, rev: str, repo: Path = Path(".")) -> dict | None:
-    """`path` as committed at git revision `rev` (DVC metrics with cache: false live in git), if any."""
-    text = show(repo, rev, path.as_posix())
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return None
-
-
-def build_report(p: Params, train_dir: Path, sample_dir: Path, eval_dir: Path, baseline: str) -> Page:
-    """The page for the outputs of the train, sample and evaluate stages of a run with params `p`; the metrics
-    are shown beside those committed at git revision `baseline`."""
+def build_report(p: Params, train_dir: Path, sample_dir: Path, eval_dir: Path) -> Page:
+    """The page for the outputs of the train, sample and evaluate stages of a run with params `p`."""
     train = read_json(train_dir / "metrics.json", "train")
     evaluation = read_json(eval_dir / "metrics.json", "evaluate")
     grid = sample_dir / "grid.png"
@@ -48,7 +36,7 @@ def build_report(p: Params, train_dir: Path, sample_dir: Path, eval_dir: Path, b
     t = p.train
     how = conditioning_words(t.conditional, t.clusters)
     page = Page(f"mnist-gan: {p.gan.model}, {how}, {t.loss} loss, {t.epochs} epoch(s), lr {t.lr:g}")
-    metrics_section(page, p, evaluation, eval_dir, baseline)
+    metrics_section(page, p, evaluation, eval_dir)
     page.heading("Training")
     page.table(
         ["metric", "final epoch"],
@@ -69,23 +57,17 @@ def build_report(p: Params, train_dir: Path, sample_dir: Path, eval_dir: Path, b
     return page
 
 
-def metrics_section(page: Page, p: Params, evaluation: dict, eval_dir: Path, baseline: str) -> None:
-    previous = (baseline_metrics(eval_dir / "metrics.json", baseline) or {}).get("generated", {})
+def metrics_section(page: Page, p: Params, evaluation: dict, eval_dir: Path) -> None:
     page.heading("Metrics")
     page.paragraph(
         f"{p.evaluate.n_samples} generated images against the 10,000 real test images, in the feature space of a "
-        f"classifier trained on real MNIST. 'real floor': the same number of real training images scored the same "
-        f"way. 'baseline': this run's metrics as committed at {baseline!r}"
-        + ("" if previous else " (none found)")
-        + "."
+        f"classifier trained on real MNIST; the two-sample test trains a network of its own. 'real floor': real "
+        f"training images scored the same way. Beside other runs: `mnist-gan compare` (e.g. `mnist-gan compare HEAD "
+        f"workspace`) or `dvc exp show`."
     )
     gen, floor = evaluation["generated"], evaluation["real_floor"]
-    rows = [
-        [m.label, m.format(gen.get(k)), m.format(floor.get(k)), m.format(previous.get(k)), m.better]
-        for k, m in METRICS.items()
-        if k in gen
-    ]
-    page.table(["metric", "this run", "real floor", f"baseline ({baseline})", "better"], rows)
+    rows = [[m.label, m.format(gen.get(k)), m.format(floor.get(k)), m.better] for k, m in METRICS.items() if k in gen]
+    page.table(["metric", "this run", "real floor", "better"], rows)
     if "per_digit_fid" in gen:
         page.paragraph(
             "Per digit: FID of the samples asked for each digit against the test images of that digit, beside the "

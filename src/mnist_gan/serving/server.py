@@ -79,7 +79,6 @@ class DigitModel:
             "digits": self.kind == "conditional",
             "params": json.loads(self.meta.get("params", "null")),
             "params_digest": self.meta.get("params_digest"),
-            "git_revision": self.meta.get("git_revision"),
             "metrics": metrics,
             "max_n": MAX_N,
         }

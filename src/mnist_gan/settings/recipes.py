@@ -1,5 +1,6 @@
-"""The seed recipes of recipes/seeds.yaml: their settings, their `dvc exp run` lines (docs/recipes.md is generated
-from these), and their params, for the tests and benchmarks that train a seed's networks."""
+"""The seed recipes (recipes.yaml beside this file): the five seed scripts this project replaces, as params.yaml
+settings; their `dvc exp run` lines (docs/recipes.md is generated from these) and their params, for the tests and
+benchmarks that train a seed's networks."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from pathlib import Path
 import yaml
 
 from mnist_gan.settings.configs import Params
-from mnist_gan.settings.params import load_params, validate, with_changes
+from mnist_gan.settings.params import load_params, parse, with_changes
 
-ROOT = Path(__file__).resolve().parents[1]
-FILE = ROOT / "recipes" / "seeds.yaml"
+FILE = Path(__file__).with_name("recipes.yaml")
 
 
 def recipes() -> dict[str, dict]:
@@ -36,10 +36,10 @@ def overrides(seed: str) -> list[str]:
     return [flag(k, v) for k, v in recipes()[seed]["set"].items()]
 
 
-def params(seed: str, base: Path = ROOT / "params.yaml") -> Params:
-    """The committed params with the recipe applied, validated."""
+def params(seed: str, base: Path | None = None) -> Params:
+    """The params of `base` (default: what `load_params` reads) with the recipe applied, validated."""
     raw = with_changes(load_params(base).as_dict(), recipes()[seed]["set"])
-    return Params.from_values(validate(raw, f"recipe {seed}"))
+    return parse(raw, f"recipe {seed}")
 
 
 def shell_lines() -> list[str]:
