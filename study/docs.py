@@ -289,3 +289,21 @@ def params_comments(text: str) -> str:
             out.append(" " * col + "#   " + rest)
         old_continuation = True
     return "\n".join(out)
+
+
+def example(name: str, changes: str) -> None:
+    """README: what a documented experiment (`-S` `changes`) gave when the study ran it (row `name`), beside the
+    committed default's run."""
+    row = next((r for r in read(QUALITY) if r["name"] == name), None)
+    if row is None:
+        return
+    g = row["generated"]
+    repro = json.loads((ROOT / "results" / "evaluate" / "metrics.json").read_text())["generated"]
+    words = lambda m: (  # noqa: E731
+        f"two-sample accuracy {number(m.get('two_sample_accuracy'), '.3f')}, FID {m['fid']:.2f}, "
+        f"label accuracy {percent(m.get('label_accuracy'))}"
+    )
+    out(
+        f"`dvc exp run {changes}` (D's rate follows: `lr_d_ratio` x `lr`) trained here to {words(g)}, against the "
+        f"default's {words(repro)} (seed {row['params']['seed']}; [docs/pareto.md](docs/pareto.md) row `{name}`)."
+    )

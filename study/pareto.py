@@ -56,12 +56,18 @@ def overridden(settings: list[str], base: Path | None = None) -> dict:
 
 def upgraded(params: dict) -> dict:
     """A run's params in today's layout: D's learning rate as a multiple of lr (`lr_d`, an absolute rate or null,
-    became `lr_d_ratio`), and the sections a run trained before they existed took from params.yaml as it is now."""
+    became `lr_d_ratio`), and the sections of params.yaml as it is now where the run's differ in layout."""
     if "lr_d" in params:  # in its place, so the file reads in params.yaml's order
         ratio = 1.0 if params["lr_d"] is None else params["lr_d"] / params["lr"]
         params = {("lr_d_ratio" if k == "lr_d" else k): (ratio if k == "lr_d" else v) for k, v in params.items()}
     current = yaml.safe_load((ROOT / "params.yaml").read_text())
-    return {**params, **{k: v for k, v in current.items() if isinstance(v, dict) and k not in params}}
+    kept = {k: v for k, v in params.items() if k in current}  # a section since removed (report:) goes
+    # sections it predates come from params.yaml; the two-sample test is always today's: every row is scored by it
+    return {
+        **kept,
+        **{k: v for k, v in current.items() if isinstance(v, dict) and k not in kept},
+        "two_sample": current["two_sample"],
+    }
 
 
 def cpu_class(isa: str) -> dict:

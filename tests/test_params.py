@@ -154,6 +154,8 @@ def declared_type(key: str):
     """The type of the field declaring `key`, its bounds and item bounds dropped: what a value's Python type must
     be, independent of pydantic's own check."""
     hint = FIELDS[key].annotation
+    if typing.get_origin(hint) is typing.Literal:
+        return str  # the choices: checked apart, below
     if typing.get_origin(hint) is list:
         return list[int]
     return hint

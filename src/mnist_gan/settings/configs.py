@@ -51,25 +51,18 @@ class GANConfig:
     """The networks' shape: what `Generator(cfg)` and `Discriminator(cfg)` are built from."""
 
     model: Literal[tuple(MODELS)] = setting(
-        "the architecture family: dcgan (28x28, seed 000) | conv (seed 003) | mlp (seeds 001, 002) | dcgan64 (seed "
-        "004)",
+        "dcgan (28x28, seed 000) | conv (seed 003) | mlp (seeds 001, 002) | dcgan64 (seed 004)"
     )
     latent_dim: int = setting("length of the noise vector z (channels of the 7x7 noise map for `conv`)", ge=1, le=4096)
     g_features: int = setting("conv models: generator width, ngf (dcgan: 256-128-64 channels for 64)", ge=1, le=1024)
-    d_features: int = setting(
-        "conv models: discriminator width, ndf (64 before docs/pareto.md: 2.2x the FLOPs)",
-        ge=1,
-        le=1024,
-    )
+    d_features: int = setting("conv models: discriminator width, ndf", ge=1, le=1024)
     g_hidden: Sizes = setting("mlp only: generator hidden layer sizes", min_length=1, max_length=8)
     d_hidden: Sizes = setting("mlp only: discriminator hidden layer sizes", min_length=1, max_length=8)
     g_activation: Literal["relu", "leaky_relu"] = setting(
-        "hidden activation of G: relu | leaky_relu (seed 002 uses leaky_relu)",
+        "hidden activation of G: relu | leaky_relu (seed 002 uses leaky_relu)"
     )
     leaky_slope: float = setting(
-        "negative slope of every LeakyReLU (D always; G when g_activation = leaky_relu)",
-        ge=0.0,
-        lt=1.0,
+        "negative slope of every LeakyReLU (D always; G when g_activation = leaky_relu)", ge=0.0, lt=1.0
     )
     image_size: int = 28  # derived: normalize.image_size (28 for dcgan/conv, 64 for dcgan64, any for mlp)
     channels: int = 1  # MNIST is grayscale
@@ -79,10 +72,10 @@ class GANConfig:
     spectral_norm: bool = setting("spectral norm on every D layer; D then has no BatchNorm (nor with wgan-gp or R1)")
     d_mbstd: bool = setting("a minibatch-std channel before D's last layer (StyleGAN): D sees the batch's variety")
     g_upsample: Literal[UPSAMPLING] = setting(
-        "how conv Gs double their size: transposed (ConvTranspose2d) | nearest (Upsample + 3x3 conv)",
+        "how conv Gs double their size: transposed (ConvTranspose2d) | nearest (Upsample + 3x3 conv)"
     )
     g_self_modulation: bool = setting(
-        "unconditional Gs: BatchNorm gains and biases from z by a small MLP (Chen et al. 2019)",
+        "unconditional Gs: BatchNorm gains and biases from z by a small MLP (Chen et al. 2019)"
     )
     d_batchnorm: bool = True  # derived: BatchNorm in D's hidden layers unless SN or a gradient penalty needs none
 
@@ -109,61 +102,45 @@ class TrainConfig:
 
     lr: float = setting("Adam learning rate (peak, with lr_schedule): G's, and D's times lr_d_ratio", gt=0.0, lt=1.0)
     lr_d_ratio: float = setting(
-        "D's learning rate as a multiple of lr (TTUR, Heusel et al. 2017); 1 = the same rate",
-        gt=0.0,
-        le=100.0,
+        "D's learning rate as a multiple of lr (TTUR, Heusel et al. 2017); 1 = the same rate", gt=0.0, le=100.0
     )
     lr_schedule: Literal[SCHEDULES] = setting(
-        "both learning rates over the run: constant | linear | cosine (to 0 at the last step)",
+        "both learning rates over the run: constant | linear | cosine (to 0 at the last step)"
     )
     lr_warmup: float = setting(
-        "epochs of linear learning-rate warm-up from 0 (0.5 = half an epoch); 0 = none",
-        ge=0.0,
-        le=100.0,
+        "epochs of linear learning-rate warm-up from 0 (0.5 = half an epoch); 0 = none", ge=0.0, le=100.0
     )
     beta1: float = setting(
-        "Adam beta1 (SN-GAN, BigGAN, StyleGAN2: 0; the DCGAN paper's 0.5 is the seeds')",
-        ge=0.0,
-        lt=1.0,
+        "Adam beta1 (SN-GAN, BigGAN, StyleGAN2: 0; the DCGAN paper's 0.5 is the seeds')", ge=0.0, lt=1.0
     )
     beta2: float = setting("Adam beta2 (StyleGAN2, R3GAN: 0.99)", ge=0.0, lt=1.0)
     batch_size: int = setting("images per step (per process under torchrun)", ge=1, le=65536)
     epochs: int = setting(
-        "passes over the 60,000 training images (README: how long they take per CPU class)",
-        ge=1,
-        le=100000,
+        "passes over the 60,000 training images (README: how long they take per CPU class)", ge=1, le=100000
     )
     seed: int = setting("seeds init, batch order and noise: same params -> bitwise-identical weights on CPU", **SEED)
     log_every: int = setting("steps between logged points, progress updates and NaN checks", ge=1)
     precision: Literal[PRECISIONS] = setting(
-        "auto (bf16 autocast where the device runs bf16 natively, else fp32) | fp32 | bf16",
+        "auto (bf16 autocast where the device runs bf16 natively, else fp32) | fp32 | bf16"
     )
     channels_last: bool = setting("NHWC memory layout for conv models: faster kernels, same maths")
     compile: bool = setting("torch.compile G and D (worth it on GPU for long runs)")
     loss: Literal[LOSSES] = setting(
-        "hinge (SN-GAN) | bce (non-saturating, the seeds') | wgan-gp | lsgan | rpgan (R3GAN)",
+        "hinge (SN-GAN) | bce (non-saturating, the seeds') | wgan-gp | lsgan | rpgan (R3GAN)"
     )
     d_steps: int = setting("D (critic) updates per G update, each on a fresh real batch (WGAN-GP: 5)", ge=1, le=100)
     gp_weight: float | None = setting(
-        "gradient penalty (Gulrajani et al. 2017), any loss; null = the loss's own (wgan-gp 10, else 0)",
-        ge=0.0,
-        lt=1e4,
+        "gradient penalty (Gulrajani et al. 2017), any loss; null = the loss's own (wgan-gp 10, else 0)", ge=0.0, lt=1e4
     )
     r1_gamma: float = setting("R1 penalty on real data (Mescheder et al. 2018), any loss; 0 = off", ge=0.0, lt=1e4)
     r2_gamma: float = setting(
-        "R2 penalty on generated data (R3GAN pairs R1 + R2 with loss rpgan); 0 = off",
-        ge=0.0,
-        lt=1e4,
+        "R2 penalty on generated data (R3GAN pairs R1 + R2 with loss rpgan); 0 = off", ge=0.0, lt=1e4
     )
     reg_every: int = setting(
-        "lazy regularization: R1/R2/GP every this many steps, weighted that many times; 1 = every step",
-        ge=1,
-        le=64,
+        "lazy regularization: R1/R2/GP every this many steps, weighted that many times; 1 = every step", ge=1, le=64
     )
     ema_decay: float = setting(
-        "EMA of G's weights (ramped up as (1+t)/(10+t)); 0 = off; generator.pt is the EMA G",
-        ge=0.0,
-        lt=1.0,
+        "EMA of G's weights (ramped up as (1+t)/(10+t)); 0 = off; generator.pt is the EMA G", ge=0.0, lt=1.0
     )
     ema_kimg: float | None = setting(
         "EMA half-life in 1,000s of images (StyleGAN2-ADA: 10 x batch/32), sets the decay; null = ema_decay",
@@ -176,27 +153,21 @@ class TrainConfig:
         le=1.0,
     )
     ema_bn_batches: int = setting(
-        "noise batches that recompute the EMA G's BatchNorm statistics before it samples",
-        ge=1,
-        le=10000,
+        "noise batches that recompute the EMA G's BatchNorm statistics before it samples", ge=1, le=10000
     )
     conditional: bool = setting(
-        "G(z, y) with conditional BatchNorm, projection D(x, y); `sample --digit 7`; false = unconditional",
+        "G(z, y) with conditional BatchNorm, projection D(x, y); `sample --digit 7`; false = unconditional"
     )
     clusters: int = setting(
-        "unconditional only: self-conditioning on this many k-means clusters of the training images (Liu et al. 2020;"
-        " no digit label read); 0 = a plain unconditional GAN (the seeds')",
+        "unconditional only: self-condition on k-means clusters of the images (no label read); 0 = off (the seeds')",
         ge=0,
         le=1000,
     )
     init: Literal[INITS] = setting(
-        "dcgan (conv N(0, 0.02), BN N(1, 0.02): paper, seed 004) | pytorch (layer defaults; with them D wins within "
-        "100 steps and G collapses)",
+        "dcgan (conv N(0, 0.02), BN N(1, 0.02): the paper, seed 004) | pytorch (layer defaults: G collapses)"
     )
     quality_samples: int = setting(
-        "samples scored by FID after every epoch (quality/fid in dvc plots); 0 = off",
-        ge=0,
-        le=100000,
+        "samples scored by FID after every epoch (quality/fid in dvc plots); 0 = off", ge=0, le=100000
     )
     tensorboard: bool = setting("also write TensorBoard event files to results/train/tensorboard (seed 002)")
 
@@ -213,14 +184,10 @@ class FetchConfig:
 @config
 class NormalizeConfig:
     image_size: int = setting(
-        "28, or 64 for model dcgan64 (antialiased bilinear resize, like transforms.Resize)",
-        ge=8,
-        le=256,
+        "28, or 64 for model dcgan64 (antialiased bilinear resize, like transforms.Resize)", ge=8, le=256
     )
     max_train_images: int = setting(
-        "keep the first N training images (quick experiments, smoke tests); 0 = all 60,000",
-        ge=0,
-        le=60000,
+        "keep the first N training images (quick experiments, smoke tests); 0 = all 60,000", ge=0, le=60000
     )
 
 
@@ -234,25 +201,19 @@ class SampleConfig:
 @config
 class ClassifierConfig:
     epochs: int = setting(
-        "passes over the training set (2: >= 99% test accuracy, results/classifier/metrics.json)",
-        ge=1,
-        le=100,
+        "passes over the training set (2: >= 99% test accuracy, results/classifier/metrics.json)", ge=1, le=100
     )
     batch_size: int = setting("images per step", ge=1, le=65536)
     lr: float = setting("peak Adam learning rate of the one-cycle schedule", gt=0.0, lt=1.0)
     seed: int = setting("seeds init and batch order", **SEED)
     min_accuracy: float = setting(
-        "the stage fails below this test accuracy: its features would not be trustworthy",
-        gt=0.0,
-        le=1.0,
+        "the stage fails below this test accuracy: its features would not be trustworthy", gt=0.0, le=1.0
     )
     max_train_images: int = setting(
-        "train on the first N images (smoke tests, with a lower min_accuracy); 0 = all 60,000",
-        ge=0,
-        le=60000,
+        "train on the first N images (smoke tests, with a lower min_accuracy); 0 = all 60,000", ge=0, le=60000
     )
     precision: Literal[PRECISIONS] = setting(
-        "auto | fp32 | bf16, training only (the features stay fp32); its own key so a GAN experiment never retrains it",
+        "auto | fp32 | bf16, training only (the features stay fp32); its own key so a GAN experiment never retrains it"
     )
 
 
@@ -267,17 +228,12 @@ class EvaluateConfig:
 @config
 class TwoSampleConfig:
     epochs: int = setting(
-        "passes of the test's network over its training half (a longer-trained test tells more apart: "
-        "docs/evaluation.md)",
-        ge=1,
-        le=100,
+        "passes of the test's network over its training half (trained longer, it tells more apart)", ge=1, le=100
     )
     batch_size: int = setting("images per step", ge=1, le=65536)
     lr: float = setting("peak Adam learning rate of the one-cycle schedule", gt=0.0, lt=1.0)
     width: int = setting(
-        "channels of the network's first convolutions (twice that after the first pooling)",
-        ge=1,
-        le=256,
+        "channels of the network's first convolutions (twice that after the first pooling)", ge=1, le=256
     )
     seed: int = setting("the split into halves, the init and the batch order", **SEED)
 
