@@ -31,6 +31,7 @@ from study.rows import (
     cpu_words,
     difference,
     mean,
+    network,
     number,
     percent,
     quiet_times,
@@ -135,12 +136,15 @@ def study_table(rows: list[dict], times: dict, conditional: bool, base: dict | N
     return table(head, body)
 
 
-def study(conditional: bool, widths: bool = False) -> None:
-    """docs/pareto.md: the quality rows of one mode with their cost: the recipe study's, each as its `-S` changes to
-    the committed default, or (`widths`) the width and EMA sweeps that ran with the earlier optimizer, as changes
-    to the default with that optimizer."""
+def study(conditional: bool, widths: bool = False, two_sample: bool = True) -> None:
+    """docs/pareto.md: the quality rows of one mode with their cost, each as its `-S` changes to the committed
+    default: those scored by the two-sample test, or (`two_sample=False`) the earlier rows scored without it; or
+    (`widths`) the width and EMA sweeps that ran with the earlier optimizer, as changes to the default with that
+    optimizer."""
     base = {**committed(), **EARLIER_OPTIMIZER} if widths else None
     mine = [r for r in read(QUALITY) if earlier(r["params"]) == widths]
+    if not widths:
+        mine = [r for r in mine if (r["generated"].get("two_sample_accuracy") is not None) == two_sample]
     out(study_table(mine, quiet_times(SPEED), conditional, base))
 
 
@@ -178,10 +182,11 @@ def results() -> None:
 
 
 def default_speeds() -> list[dict]:
-    """`pareto speed` rows of the committed default (any precision or instruction-set limit), latest per class."""
-    latest = {}
+    """`pareto speed` rows of the committed default's network (any precision or instruction-set limit; a speed row's
+    epoch count is not the run's), latest per class."""
+    latest, mine = {}, network(committed())
     for r in read(SPEED):
-        if not difference(r["params"]):
+        if network(r["params"]) == mine:
             latest[(r["cpu"], r.get("family"), r["precision"], r["isa_limit"])] = r
     return list(latest.values())
 

@@ -161,6 +161,17 @@ def metric(key: str) -> Callable[[MetricFn], MetricFn]:
     return register
 
 
+@metric("two_sample_accuracy")
+def _two_sample_accuracy(s: Scored) -> float | None:
+    return None if s.two_sample is None else s.two_sample["two_sample_accuracy"]
+
+
+@metric("per_digit_two_sample_max")
+def _per_digit_two_sample_max(s: Scored) -> float | None:
+    per_digit = None if s.two_sample is None or s.labels is None else s.two_sample.get("per_digit_two_sample")
+    return None if per_digit is None else max(per_digit)
+
+
 @metric("fid")
 def _fid(s: Scored) -> float:
     return fid(s.ref_features, s.features)
@@ -189,17 +200,6 @@ def _label_accuracy(s: Scored) -> float | None:
 @metric("per_digit_fid_max")
 def _per_digit_fid_max(s: Scored) -> float | None:
     return None if s.per_digit_fid is None else max(s.per_digit_fid)
-
-
-@metric("two_sample_accuracy")
-def _two_sample_accuracy(s: Scored) -> float | None:
-    return None if s.two_sample is None else s.two_sample["two_sample_accuracy"]
-
-
-@metric("per_digit_two_sample_max")
-def _per_digit_two_sample_max(s: Scored) -> float | None:
-    per_digit = None if s.two_sample is None or s.labels is None else s.two_sample.get("per_digit_two_sample")
-    return None if per_digit is None else max(per_digit)
 
 
 @metric("precision")

@@ -30,6 +30,17 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.key: m
     for m in (
+        Metric(
+            "two_sample_accuracy",
+            "two-sample test accuracy (a fresh CNN tells them from real test digits; 0.5 = indistinguishable)",
+            "C2ST",
+            "lower",
+            ".3f",
+            headline=True,
+        ),
+        Metric(
+            "per_digit_two_sample_max", "worst per-digit two-sample test accuracy", "worst digit C2ST", "lower", ".3f"
+        ),
         Metric("fid", "FID in classifier features", "FID", "lower", ".2f", headline=True),
         Metric("classifier_score", "classifier score (max 10)", "score", "higher", ".2f", headline=True),
         Metric("classes_covered", "digit classes covered (>= 2% each)", "classes", "higher", "d", headline=True),
@@ -43,17 +54,6 @@ METRICS: dict[str, Metric] = {
             headline=True,
         ),
         Metric("per_digit_fid_max", "worst per-digit FID", "worst digit FID", "lower", ".2f"),
-        Metric(
-            "two_sample_accuracy",
-            "two-sample test accuracy (a fresh CNN tells them from real test digits; 0.5 = indistinguishable)",
-            "C2ST",
-            "lower",
-            ".3f",
-            headline=True,
-        ),
-        Metric(
-            "per_digit_two_sample_max", "worst per-digit two-sample test accuracy", "worst digit C2ST", "lower", ".3f"
-        ),
         Metric("precision", "precision (k-NN manifold)", "precision", "higher", ".3f", headline=True),
         Metric("recall", "recall (k-NN manifold)", "recall", "higher", ".3f", headline=True),
         Metric("nn_dist_mean", "mean L2 to nearest training image (higher = less copying)", "NN dist", "higher", ".3f"),
