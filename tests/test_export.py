@@ -14,7 +14,7 @@ from markdown_it import MarkdownIt
 from mnist_gan.errors import PipelineError
 from mnist_gan.evaluation.registry import METRICS as REGISTRY
 from mnist_gan.gan.models import build_gan, weights_file
-from mnist_gan.gan.sampling import generate
+from mnist_gan.gan.sampling import generate, load_generator
 from mnist_gan.outputs.export import check_onnx, export_onnx, load_safetensors, metadata, model_kind, save_safetensors
 from mnist_gan.outputs.model_card import render
 from mnist_gan.storage import save_torch
@@ -84,6 +84,26 @@ def exported(request, tmp_path_factory):
     assert done.exit_code == 0, done.output
     assert "max |diff|" in done.output
     return kind, weights, out
+
+
+def test_exports_of_one_generator_are_the_same_bytes(tmp_path):
+    """The export stage's files are functions of its deps, as DVC outputs must be: the safetensors library writes
+    its metadata in a hash map's order (a new one on every call: two saves differed), and the ONNX exporter notes
+    on every node a stack trace with this checkout's absolute paths (two clones differed)."""
+    import onnx
+
+    weights = trained_like("conditional")
+    save_torch(weights, tmp_path / "generator.pt")
+    generator = load_generator(tmp_path / "generator.pt")
+    meta = metadata(weights, METRICS)
+    for name in ("a", "b"):
+        save_safetensors(generator, tmp_path / f"{name}.safetensors", meta)
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    assert load_safetensors(tmp_path / "a.safetensors").state_dict().keys() == generator.state_dict().keys()
+    export_onnx(generator, tmp_path / "g.onnx", meta)
+    model = onnx.load(str(tmp_path / "g.onnx"))
+    assert not [n.name for n in model.graph.node if n.metadata_props]
+    assert str(ROOT).encode() not in (tmp_path / "g.onnx").read_bytes()
 
 
 @pytest.mark.slow

@@ -68,7 +68,18 @@ def save_safetensors(generator: Generator, path: Path, meta: dict[str, str]) -> 
     from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
-    write_bytes(path, save(state, metadata=meta))
+    write_bytes(path, canonical_header(save(state, metadata=meta)))
+
+
+def canonical_header(blob: bytes) -> bytes:
+    """A safetensors file with its JSON header's keys sorted: the library writes the metadata in a hash map's
+    order, which changes from process to process, so the same generator gave different bytes (and a DVC output
+    that changed with no change of its deps). The tensor bytes and their offsets are untouched."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8 : 8 + size]), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    encoded = header.encode()
+    encoded += b" " * (-len(encoded) % 8)  # the format pads the header with spaces to 8-byte alignment
+    return len(encoded).to_bytes(8, "little") + encoded + blob[8 + size :]
 
 
 def load_safetensors(path: Path, device: str | torch.device = "cpu") -> Generator:
@@ -118,6 +129,8 @@ def export_onnx(generator: Generator, path: Path, meta: dict[str, str]) -> None:
             verbose=False,
         )
     model = program.model_proto
+    for node in model.graph.node:  # the exporter's debug notes: stack traces with this machine's absolute paths
+        del node.metadata_props[:]
     onnx.helper.set_model_props(model, meta)
     onnx.checker.check_model(model)
     with atomic_path(path) as tmp:
