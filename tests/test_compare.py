@@ -40,7 +40,7 @@ def test_page_has_a_row_per_revision_with_the_differing_param(swept):
     assert "http://" not in html and "https://" not in html
     assert len(re.findall(r'src="data:image/png;base64,', html)) == 3  # two grids and the curves
     header, *rows = tables(md)[0]
-    assert header[:2] == ["revision", "FID"] and header[-1] == "lr"  # the one param that differs
+    assert header[:3] == ["revision", "C2ST", "FID"] and header[-1] == "lr"  # the one param that differs
     assert sorted(r[0] for r in rows) == ["main", "slow"]
     default_lr = yaml.safe_load(run(["git", "show", "main:params.yaml"], swept).stdout)["lr"]
     assert {r[0]: r[-1] for r in rows} == {"slow": "0.0001", "main": str(default_lr)}

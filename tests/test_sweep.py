@@ -272,6 +272,8 @@ def test_ctrl_c_cancels_the_running_trials(project, cluster, tmp_path):
         "seed=7,8",
         "-S",
         "epochs=40",  # trials that outlast the signal (a few steps per epoch of the tiny data)
+        "-S",
+        "g_features=64",  # at the default's G32 the 40 epochs ended before the signal
         "--name",
         "stop",
         *on_cluster(cluster),
