@@ -16,7 +16,7 @@ import pytest
 from harness.ray_cluster import ENV, LOOPBACK, Cluster, free_ports, namespaces
 from mnist_gan.sweep.grid import expand
 from mnist_gan.vcs import experiments
-from tests.conftest import DVC, committed_copy, console_script, output_md5, run
+from tests.conftest import DVC, ROOT, committed_copy, console_script, output_md5, run
 
 SWEEP = [sys.executable, "-m", "mnist_gan.cli", "sweep"]
 # trials train without the per-epoch FID (`dvc exp run train`: what comes after it in the DAG is not what these tests
@@ -247,7 +247,8 @@ def test_the_embedded_default_listens_on_the_loopback_only_and_writes_no_token(t
     )
     home = tmp_path / "home"
     home.mkdir()
-    done = run([sys.executable, "-c", code], tmp_path, env={**ENV, "HOME": str(home)})
+    env = {**ENV, "HOME": str(home), "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}  # whatever the caller's PYTHONPATH
+    done = run([sys.executable, "-c", code], tmp_path, env=env)
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert {name for name, _ in seen["sockets"]} >= {"gcs_server", "raylet"}, seen
     assert {ip for _, ip in seen["sockets"]} <= LOOPBACK, seen
