@@ -148,6 +148,11 @@ def study(conditional: bool, widths: bool = False, two_sample: bool = True) -> N
     out(study_table(mine, quiet_times(SPEED), conditional, base))
 
 
+def repro(part: str) -> dict:
+    """The committed `dvc repro`'s evaluate metrics: `generated` or `real_floor` (results/evaluate/metrics.json)."""
+    return json.loads((ROOT / "results" / "evaluate" / "metrics.json").read_text())[part]
+
+
 def default_runs(conditional: bool) -> list[dict]:
     """The generated metrics of every run of the committed params in one mode: the committed `dvc repro` first
     (conditional; its seed's study row, if any, is left out), then the study's runs at other seeds."""
@@ -155,14 +160,14 @@ def default_runs(conditional: bool) -> list[dict]:
     runs = [r for r in read(QUALITY) if not difference(r["params"], base)]
     if not conditional:
         return [(r["params"]["seed"], r["generated"]) for r in runs]
-    repro = json.loads((ROOT / "results" / "evaluate" / "metrics.json").read_text())["generated"]
-    return [(seed, repro)] + [(r["params"]["seed"], r["generated"]) for r in runs if r["params"]["seed"] != seed]
+    others = [(r["params"]["seed"], r["generated"]) for r in runs if r["params"]["seed"] != seed]
+    return [(seed, repro("generated")), *others]
 
 
 def results() -> None:
     """README: the committed `dvc repro` (results/evaluate/metrics.json), the study's runs of the same params at
     other seeds and without labels (docs/pareto.jsonl), their means, and the real-data floor."""
-    floor = json.loads((ROOT / "results" / "evaluate" / "metrics.json").read_text())["real_floor"]
+    floor = repro("real_floor")
     body = []
     for conditional in (True, False):
         runs = default_runs(conditional)
@@ -302,13 +307,12 @@ def example(name: str, changes: str) -> None:
     row = next((r for r in read(QUALITY) if r["name"] == name), None)
     if row is None:
         return
-    g = row["generated"]
-    repro = json.loads((ROOT / "results" / "evaluate" / "metrics.json").read_text())["generated"]
+    g, default = row["generated"], repro("generated")
     words = lambda m: (  # noqa: E731
         f"two-sample accuracy {number(m.get('two_sample_accuracy'), '.3f')}, FID {m['fid']:.2f}, "
         f"label accuracy {percent(m.get('label_accuracy'))}"
     )
     out(
         f"`dvc exp run {changes}` (D's rate follows: `lr_d_ratio` x `lr`) trained here to {words(g)}, against the "
-        f"default's {words(repro)} (seed {row['params']['seed']}; [docs/pareto.md](docs/pareto.md) row `{name}`)."
+        f"default's {words(default)} (seed {row['params']['seed']}; [docs/pareto.md](docs/pareto.md) row `{name}`)."
     )
