@@ -4,9 +4,12 @@ shared git remote, a shared local folder as the DVC remote, the tiny pipeline of
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import pytest
 
 from harness.ray_cluster import ENV, LOOPBACK, Cluster, free_ports, namespaces
 from mnist_gan.sweep.grid import expand
+from mnist_gan.sweep.guard import STOPPED, guarded, log_of
 from mnist_gan.vcs import experiments
 from tests.conftest import DVC, ROOT, committed_copy, console_script, output_md5, run
 
@@ -110,6 +114,44 @@ def test_the_grid_is_the_one_dvc_queues(project):
             int(t.overrides[1].split("=")[1]),
             [256, 256],
         )
+
+
+def running_with(marker: str) -> list[str]:
+    """Command lines of the live processes whose command line holds `marker`."""
+    return [cmd for p in psutil.process_iter() if marker in (cmd := command_line(p))]
+
+
+@pytest.mark.parametrize("how", ["worker killed with its process group", "relay told to stop"])
+def test_the_guard_stops_every_process_of_its_command_and_removes_the_folder(tmp_path, how):
+    """The guard without Ray. A stand-in worker (a process group of its own, as Ray starts workers) runs the guard
+    over a command whose processes hide: one in the background, one in a session of its own. Then either what Ray
+    does when a worker exits (SIGKILL to the worker's whole process group) or what a cancelled trial does (SIGTERM to
+    the relay): nothing of the command runs within seconds, and the trial's folder and log are gone."""
+    marker = f"{secrets.randbelow(10**6) + 10**6}"  # sleep durations no other process uses
+    folder = tmp_path / "mnist-gan-g-1-x"
+    folder.mkdir()
+    log_of(folder).write_text("")
+    script = f"sleep {marker}1 & setsid sleep {marker}2 & sleep {marker}3"
+    cmd = guarded(["sh", "-c", script], folder, raylet=os.getpid())  # the raylet: this process, alive throughout
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)", *cmd],
+        start_new_session=True,
+    )
+    deadline = time.time() + 30
+    while len(running_with(marker)) < 3:
+        assert time.time() < deadline and worker.poll() is None, running_with(marker)
+        time.sleep(0.05)
+    if how == "relay told to stop":
+        psutil.Process(worker.pid).children()[0].terminate()
+        assert worker.wait(timeout=20) == STOPPED  # the relay's code, the keeper's
+    else:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=20)
+    deadline = time.time() + 10
+    while (left := running_with(marker)) or folder.exists():
+        assert time.time() < deadline, (left, folder.exists())
+        time.sleep(0.05)
+    assert not log_of(folder).exists()
 
 
 def trial_processes(folder_hint: str) -> list[psutil.Process]:
@@ -263,31 +305,130 @@ def test_dry_run_prints_the_trials(project):
     ]
 
 
+LONG = ["-S", "epochs=100000"]  # hours of training on the tiny data: no trial can end by itself inside a test
+
+
+def training(prefix: str) -> set[str]:
+    """The trials (names) whose train stage runs now, among the sweep's folders named `prefix...`."""
+    names = set()
+    for p in trial_processes(prefix):
+        try:
+            if "stages.train" in command_line(p):
+                names.add(trial_name(Path(p.cwd()).name))
+        except psutil.Error:
+            pass
+    return names
+
+
+def trial_folders(name: str) -> set[Path]:
+    """The working folders (and logs) of sweep `name`'s trials on this machine's nodes."""
+    return set(Path(tempfile.gettempdir()).glob(f"mnist-gan-{name}-*"))
+
+
+def interrupted_sweep(repo: Path, log: Path, signum: int, ready, *args, cluster: Cluster | None = None, **popen):
+    """`mnist-gan sweep *QUICK *args` as a process, sent `signum` once `ready()` holds: (exit code, output, the
+    trial folders that were there before). The trials start one by one on 2 cores and a node of one CPU may train one
+    only after another ends: up to 10 min."""
+    before = trial_folders(args[args.index("--name") + 1])
+    with open(log, "w") as out:
+        driver = subprocess.Popen(
+            [*(cluster.enter if cluster else []), *SWEEP, *QUICK, *args],
+            cwd=repo,
+            env=cluster.env if cluster else ENV,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            **popen,
+        )
+        deadline = time.time() + 600
+        while not ready():
+            if driver.poll() is not None or time.time() > deadline:
+                driver.kill()
+                pytest.fail(f"the trials never got ready for the signal:\n{log.read_text()}")
+            time.sleep(0.2)
+        driver.send_signal(signum)
+        driver.wait(timeout=120)
+    return driver.returncode, log.read_text(), before
+
+
+def assert_stopped(name: str, cancelled: list[str], report_path: Path, before: set[Path], *repos: Path) -> None:
+    """No process or folder of sweep `name`'s trials is left (beyond the folders `before` it), no experiment of a
+    cancelled trial is in `repos`, and each cancelled trial stopped itself: its result came from its node, not from
+    the driver giving up on it (a force-cancel)."""
+    deadline = time.time() + 10  # a killed process can take a moment to be reaped
+    while (left := [cmd for p in trial_processes(f"mnist-gan-{name}-") if (cmd := command_line(p))]) and (
+        time.time() < deadline
+    ):
+        time.sleep(0.5)
+    assert left == [], f"processes of the cancelled trials are still running: {left}"
+    assert trial_folders(name) - before == set()
+    for repo in repos:
+        names = [r.rsplit("/", 1)[-1] for r in experiment_refs(repo)]
+        assert not set(cancelled) & set(names), (repo, names)
+    results = report(report_path)
+    for trial in cancelled:
+        assert results[trial]["status"] == "cancelled" and results[trial]["node"], results[trial]
+        assert results[trial]["log_tail"] == "", results[trial]
+
+
 @pytest.mark.slow
-def test_ctrl_c_cancels_the_running_trials(project, cluster, tmp_path):
-    """SIGINT to the driver while trials run: it cancels them, exits 130, and no trial process is left."""
-    done = sweep(
+def test_ctrl_c_on_a_cluster_stops_the_running_trials_and_keeps_the_landed_one(project, cluster, tmp_path):
+    """Three trials on two worker nodes: the first trains one epoch and lands, the two others train for hours.
+    SIGINT once the first is in the git remote (a trial that is pushing lands) and both others train, to a driver
+    started with SIGINT ignored, as a background job of a non-interactive shell (CI) is: exit 130 with one line
+    naming the cancelled trials, their processes gone from the nodes, nothing of them in the git remote or the
+    clone, and the landed trial pulled."""
+    origin = project.parent / "origin.git"
+
+    def ready() -> bool:
+        landed = {r.rsplit("/", 1)[-1] for r in experiment_refs(origin)}
+        return "stop-1" in landed and training("mnist-gan-stop-") >= {"stop-2", "stop-3"}
+
+    out = tmp_path / "report.json"
+    code, output, before = interrupted_sweep(
         project,
-        *QUICK,
+        tmp_path / "driver.log",
+        signal.SIGINT,
+        ready,
         "-S",
-        "seed=7,8",
-        "-S",
-        "epochs=40",  # trials that outlast the signal (a few steps per epoch of the tiny data)
-        "-S",
-        "g_features=64",  # at the default's G32 the 40 epochs ended before the signal
+        "epochs=1,100000,100000",
         "--name",
         "stop",
         *on_cluster(cluster),
+        "--report",
+        out,
         cluster=cluster,
-        signal=signal.SIGINT,
-        settle=1.0,
-        when=lambda: any("stages.train" in command_line(p) for p in trial_processes("mnist-gan-stop-")),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
-    assert done.returncode == 130, done.output
-    deadline = time.time() + 40  # Ray's force-cancel kills the workers asynchronously; their guards then stop the rest
-    while (left := trial_processes("mnist-gan-stop-")) and time.time() < deadline:
-        time.sleep(1)
-    assert [cmd for p in left if (cmd := command_line(p))] == []
+    assert code == 130, output
+    assert_stopped("stop", ["stop-2", "stop-3"], out, before, origin, project)
+    assert "interrupted (SIGINT): cancelled stop-2, stop-3, their processes stopped in" in output, output
+    assert "1 trial(s) that had landed pulled" in output, output
+    assert report(out)["stop-1"]["status"] == "done"
+    assert "stop-1" in exp_show(project)  # pulled
+
+
+@pytest.mark.slow
+def test_sigterm_on_the_embedded_default_stops_its_trials(project, tmp_path):
+    """No address: the driver's own Ray. SIGTERM once both trials train: exit 143, every process of the trials gone,
+    no experiment of theirs in the repo (its own git remote)."""
+    local = committed_copy(project, tmp_path / "local")
+    out = tmp_path / "report.json"
+    code, output, before = interrupted_sweep(
+        local,
+        tmp_path / "driver.log",
+        signal.SIGTERM,
+        lambda: training("mnist-gan-halt-") == {"halt-1", "halt-2"},
+        "-S",
+        "seed=7,8",
+        *LONG,
+        "--name",
+        "halt",
+        "--report",
+        out,
+    )
+    assert code == 143, output
+    assert_stopped("halt", ["halt-1", "halt-2"], out, before, local)
+    assert "interrupted (SIGTERM): cancelled halt-1, halt-2, their processes stopped in" in output, output
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ Each command imports its module only when it runs, so `serve` works in the slim 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -200,8 +201,10 @@ def main(argv: list[str] | None = None) -> None:
     args = top.parse_args(argv)
     try:
         args.run(top, args)
-    except KeyboardInterrupt:
-        top.exit(130, "error: interrupted (Ctrl-C)\n")
+    except KeyboardInterrupt as e:  # Ctrl-C; the sweep also turns SIGTERM into one (sweep.driver.Interrupted)
+        signum = getattr(e, "signum", signal.SIGINT)
+        why = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        top.exit(128 + signum, f"error: interrupted ({why})\n")
 
 
 if __name__ == "__main__":

@@ -3,5 +3,6 @@
 
 grid.py: the trials of `-S` overrides, parsed as `dvc exp run --queue -S` parses them, and checked against the
 project's own rules; remotes.py: the git and DVC remotes every node reaches; trial.py: what one trial does on
-its worker; driver.py: the cluster, the progress table, the results pulled back.
+its worker; guard.py: a trial's commands, which stop with every process they start; driver.py: the cluster, the
+progress table, Ctrl-C, the results pulled back.
 """

@@ -5,6 +5,11 @@ cluster, git remote or DVC remote, and a folder DVC remote with a cluster of sev
 it is shared storage). Then it publishes the swept commit (refs/sweeps/<sweep> in the git remote), pushes the
 upstream stages' cached outputs to the DVC remote, runs the trials (`trial.run_trial`, retried by Ray when a
 node or worker dies), shows a live table, and `dvc exp pull`s every finished trial into the user's clone.
+
+Ctrl-C (SIGINT) or SIGTERM while trials run: every trial is cancelled (`ray.cancel`: a KeyboardInterrupt in the task,
+which stops its process tree on its node and returns "cancelled"; a queued one never starts). A trial still running
+after GRACE seconds, or after a second signal, is force-cancelled: Ray ends its worker, the trial's guard its
+processes. The trials that had landed are pulled; exit 128 + the signal.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import sys
 import tempfile
@@ -41,6 +47,7 @@ from mnist_gan.sweep.trial import TrialResult, TrialSpec, run_trial
 from mnist_gan.vcs import dvc
 
 SHOWN = ("fid", "precision", "recall", "label_accuracy")  # the final table's metric columns
+GRACE = 30.0  # seconds the interrupted trials get to stop their processes before they are force-cancelled
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,36 @@ class Board:
 
     def snapshot(self) -> dict[int, list[str]]:
         return self.runs
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) or SIGTERM reached the driver."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def interruptible():
+    """SIGINT and SIGTERM raise Interrupted while the block runs; yields the list of the signals received. Ray turns
+    an exception raised by a handler inside its calls into a plain KeyboardInterrupt: the list tells which signal it
+    was. Installed whatever the driver inherited: a background job of a non-interactive shell (a script, CI) starts
+    with SIGINT ignored, and Ray's own SIGTERM handler would exit without stopping a trial."""
+    received: list[int] = []
+
+    def interrupt(signum, _frame):
+        received.append(signum)
+        raise Interrupted(signum)
+
+    saved = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    except KeyboardInterrupt as e:
+        raise Interrupted(received[0] if received else signal.SIGINT) from e
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
 
 
 @contextlib.contextmanager
@@ -194,8 +231,9 @@ def final_table(trials: list[Trial], results: dict[int, TrialResult]) -> Table:
 
 
 def run_sweep(opts: SweepOptions, console: Console | None = None) -> int:
-    """The whole sweep; returns the exit code (0 all landed, 1 a trial failed, 130 interrupted). Raises
-    SweepError (exit code 2) for what is refused before any trial starts."""
+    """The whole sweep; returns the exit code (0 all landed, 1 a trial failed, 130 / 143 interrupted by SIGINT /
+    SIGTERM). Raises SweepError (exit code 2) for what is refused before any trial starts, Interrupted for a signal
+    before the trials are submitted."""
     console = console or Console(width=None if sys.stdout.isatty() else 160)
     repo = Path(opts.repo).resolve()
     name = opts.name or datetime.now().strftime("sweep-%Y%m%d-%H%M%S")
@@ -212,17 +250,18 @@ def run_sweep(opts: SweepOptions, console: Console | None = None) -> int:
     remote, remote_url = dvc_remote(repo, opts.dvc_remote)
     ray = connect(opts.address, opts.cpus_per_trial)
     try:
-        nodes = [n for n in ray.nodes() if n["Alive"]]
-        if len(nodes) > 1 and is_local(remote_url) and not opts.shared_storage:
-            raise SweepError(
-                f"the DVC remote {remote!r} is a folder of this machine ({remote_url}) and the cluster "
-                f"has {len(nodes)} nodes: name a remote every node reaches (--dvc-remote), or pass "
-                f"--shared-storage if that folder is shared by all of them"
-            )
-        for line in push_upstream(repo, remote):
-            console.print(f"warning: {line}")
-        publish(repo, git_url, name)
-        return _run(ray, opts, trials, name, git_url, remote, repo, console)
+        with interruptible() as received:
+            nodes = [n for n in ray.nodes() if n["Alive"]]
+            if len(nodes) > 1 and is_local(remote_url) and not opts.shared_storage:
+                raise SweepError(
+                    f"the DVC remote {remote!r} is a folder of this machine ({remote_url}) and the cluster "
+                    f"has {len(nodes)} nodes: name a remote every node reaches (--dvc-remote), or pass "
+                    f"--shared-storage if that folder is shared by all of them"
+                )
+            for line in push_upstream(repo, remote):
+                console.print(f"warning: {line}")
+            publish(repo, git_url, name)
+            return _run(ray, opts, trials, name, git_url, remote, repo, console, received)
     finally:
         ray.shutdown()
 
@@ -237,7 +276,15 @@ def _snapshot(ray, board, last: dict[int, list[str]]) -> dict[int, list[str]]:
 
 
 def _run(
-    ray, opts: SweepOptions, trials: list[Trial], name: str, git_url: str, remote: str, repo: Path, console: Console
+    ray,
+    opts: SweepOptions,
+    trials: list[Trial],
+    name: str,
+    git_url: str,
+    remote: str,
+    repo: Path,
+    console: Console,
+    received: list[int],
 ) -> int:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -257,25 +304,23 @@ def _run(
     results: dict[int, TrialResult] = {}
     first_seen: dict[int, float] = {}
     runs: dict[int, list[str]] = {}
-    interrupted = False
+    interrupted: int | None = None  # the signal
+    stopping = 0.0  # seconds the trials took to stop after it
     with Live(console=console, refresh_per_second=2, transient=False) as live:
+
+        def show() -> None:
+            nonlocal runs
+            runs = _snapshot(ray, board, runs)
+            for index in runs:
+                first_seen.setdefault(index, time.time())
+            live.update(trial_table(trials, results, runs, first_seen))
+
         try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
-                for ref in ready:
-                    trial = pending.pop(ref)
-                    results[trial.index] = _result(ray, ref, trial)
-                runs = _snapshot(ray, board, runs)
-                for index in runs:
-                    first_seen.setdefault(index, time.time())
-                live.update(trial_table(trials, results, runs, first_seen))
-        except KeyboardInterrupt:
-            interrupted = True
-            for ref, trial in pending.items():
-                ray.cancel(ref, force=True)
-                results[trial.index] = TrialResult(trial.index, trial.name, "cancelled")
-            # a cancel is asynchronous: wait until the workers are gone (their guards then stop every process)
-            ray.wait(list(pending), num_returns=len(pending), timeout=30)
+            _collect(ray, pending, results, show)
+        except KeyboardInterrupt:  # Interrupted, or what Ray made of it
+            interrupted, began = (received[0] if received else signal.SIGINT), time.time()
+            _stop(ray, pending, results, show)
+            stopping = time.time() - began
     landed = [r.name for r in results.values() if r.status == "done"]
     if landed:
         pulled = dvc(repo, "exp", "pull", git_url, *landed)
@@ -290,18 +335,54 @@ def _run(
             console.print(
                 f"\n[bold red]{r.name} failed[/] on {r.node or 'an unknown node'}:\n{r.log_tail}", highlight=False
             )
-    if interrupted:
-        console.print(f"interrupted: {len(landed)} finished trial(s) pulled, the running ones cancelled")
-        return 130
+    if interrupted is not None:
+        cancelled = [r.name for r in sorted(results.values(), key=lambda r: r.index) if r.status == "cancelled"]
+        console.print(
+            f"interrupted ({signal.Signals(interrupted).name}): cancelled {', '.join(cancelled) or 'no trial'}, "
+            f"their processes stopped in {stopping:.1f} s; {len(landed)} trial(s) that had landed pulled"
+        )
+        return 128 + interrupted
     console.print(
         f"{len(landed)} of {len(trials)} experiment(s) landed; `dvc exp show` and `mnist-gan compare` show them"
     )
     return 0 if len(landed) == len(trials) else 1
 
 
+def _collect(ray, pending: dict, results: dict[int, TrialResult], show, until: float = float("inf")) -> None:
+    """Move each finished trial's result from `pending` to `results` until none is pending (or `until` passes);
+    `show()` after each look."""
+    while pending and time.time() < until:
+        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+        for ref in ready:
+            trial = pending.pop(ref)
+            results[trial.index] = _result(ray, ref, trial)
+        show()
+
+
+def _stop(ray, pending: dict, results: dict[int, TrialResult], show) -> None:
+    """After a signal: cancel every trial (a running one stops its processes and answers "cancelled", or "done" if
+    it was pushing; a queued one never starts) and collect the answers; force-cancel the trials still running after
+    GRACE seconds or a second signal (Ray ends their workers, their guards the processes)."""
+    for ref in pending:
+        ray.cancel(ref)
+    try:
+        _collect(ray, pending, results, show, until=time.time() + GRACE)
+    except KeyboardInterrupt:
+        pass
+    for ref, trial in pending.items():
+        ray.cancel(ref, force=True)
+        why = f"did not stop within {GRACE:.0f} s of the signal, or a second signal came: its Ray worker was ended"
+        results[trial.index] = TrialResult(trial.index, trial.name, "cancelled", log_tail=why)
+    if pending:
+        ray.wait(list(pending), num_returns=len(pending), timeout=10)
+
+
 def _result(ray, ref, trial: Trial) -> TrialResult:
-    """The trial's result, or a failed one saying why Ray could not produce it (retries spent, cancelled)."""
+    """The trial's result; a cancelled one if Ray cancelled it before it ran; or a failed one saying why Ray could
+    not produce it (retries spent)."""
     try:
         return ray.get(ref)
+    except ray.exceptions.TaskCancelledError:
+        return TrialResult(trial.index, trial.name, "cancelled")
     except Exception as e:  # ray.exceptions.*: the trial's own code raised, or its worker died every time
         return TrialResult(trial.index, trial.name, "failed", log_tail=str(e).strip().splitlines()[-1][:500])

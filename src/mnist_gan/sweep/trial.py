@@ -3,33 +3,34 @@ with the trial's overrides, `dvc exp push` the experiment (git refs to the git r
 return its metrics and node, delete the folder.
 
 A retried trial (Ray reruns it when its node or worker dies) first asks the git remote whether its experiment is
-already there, and if so returns that instead of training again: an experiment lands once. The trial's processes
-(`dvc exp run` and the stages it starts) run under a guard (`python -m mnist_gan.sweep.trial`) that stops them
-(kills their process group, removes the folder) when the Ray worker dies (the kernel signals it: PR_SET_PDEATHSIG)
-or the node's raylet does (it polls: a worker can outlive its raylet for a while), so a dead trial leaves nothing
-running behind.
+already there, and if so returns that instead of training again: an experiment lands once. Every command runs under
+the guard (guard.py), so a dead worker or node leaves nothing of the trial running.
+
+An interrupted sweep cancels its trials with `ray.cancel` (not forced): Ray raises KeyboardInterrupt in the task,
+the trial stops its command's whole process tree and returns "cancelled", and the driver has that answer only once
+nothing of the trial runs. A trial that is pushing its experiment finishes the push and lands instead: nothing of a
+cancelled trial reaches the remotes.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mnist_gan.sweep.guard import guarded, log_of
 from mnist_gan.vcs import experiment_ref, remote_experiment_ref, show
 
 LOG_TAIL = 25  # lines of a failed trial's log shown to the user
 UPSTREAM = ("fetch", "normalize", "classifier")  # stages no GAN setting reruns: pulled, never recomputed
+POLL = 0.2  # seconds between looks at a running command: Ray's cancel interrupts the task between two
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class TrialSpec:
 class TrialResult:
     index: int
     name: str
-    status: str  # "done" | "failed"
+    status: str  # "done" | "failed" | "cancelled"
     node: str = ""  # host name and Ray node id (short)
     seconds: float = 0.0
     metrics: dict = field(default_factory=dict)  # results/evaluate/metrics.json's "generated"
@@ -68,16 +69,34 @@ def where() -> str:
     return f"{socket.gethostname()}/{node}"
 
 
-def run_guarded(cmd: list[str], cwd: Path, env: dict, log: Path) -> int:
-    """`cmd` under the guard below, output appended to `log`; its exit code."""
+def wait(proc: subprocess.Popen) -> int:
+    """`proc`'s exit code, waited for in short sleeps: Ray cancels a task by interrupting its main thread
+    (`_thread.interrupt_main`), which Python sees between two bytecodes, never inside a blocking waitpid."""
+    while True:
+        try:
+            return proc.wait(timeout=POLL)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def run_guarded(cmd: list[str], cwd: Path, env: dict, log: Path, stoppable: bool = True) -> int:
+    """`cmd` under the guard (guard.py), output appended to `log`; its exit code. Interrupted (the trial cancelled):
+    stops the command's whole process tree and re-raises; or, if not `stoppable`, lets the command finish."""
     with open(log, "a") as out:
         out.write(f"$ {' '.join(cmd)}\n")
         out.flush()
         # the raylet, our Ray worker's parent: the node itself. When it dies the worker may run on for a while,
         # so the guard watches it too
         raylet = os.getppid()
-        guard = [sys.executable, "-m", "mnist_gan.sweep.trial", str(cwd), str(raylet), "--", *cmd]
-        code = subprocess.run(guard, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        relay = subprocess.Popen(guarded(cmd, cwd, raylet), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            code = wait(relay)
+        except KeyboardInterrupt:
+            if stoppable:
+                relay.terminate()  # the relay passes it to the keeper, which stops the tree and then exits
+                relay.wait()
+                raise
+            code = wait(relay)  # Ray interrupts a task once
     if os.getppid() != raylet:
         # our node died under this trial (the guard stopped it): die with it rather than report a failure, so
         # that Ray sees a lost worker and reruns the trial on another node
@@ -92,7 +111,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         spec.board.started.remote(spec.index, node)
     result = TrialResult(spec.index, spec.name, "failed", node)
     work = Path(tempfile.mkdtemp(prefix=f"mnist-gan-{spec.name}-"))
-    log = work.parent / f"{work.name}.log"
+    log = log_of(work)
     env = {
         **os.environ,
         # dvc.yaml's commands say `python`: the interpreter running this trial, with the project installed
@@ -106,6 +125,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         "GIT_COMMITTER_EMAIL": f"sweep@{socket.gethostname()}",
     }
     dvc = [sys.executable, "-m", "dvc"]
+    ref = None
     try:
         ref = remote_experiment_ref(spec.git_url, spec.name)
         steps = [
@@ -127,19 +147,34 @@ def run_trial(spec: TrialSpec) -> TrialResult:
             steps += [("clone", ["git", "fetch", "-q", spec.git_url, f"{ref}:{ref}"])]
         for what, cmd in steps:
             began = time.time()
-            code = run_guarded(cmd, work, env, log)
+            code = run_guarded(cmd, work, env, log, stoppable=what != "push")
             result.steps[what] = result.steps.get(what, 0.0) + time.time() - began
             if code != 0:
                 result.log_tail = log_tail(log.read_text())
                 return result
-        metrics = show(work, experiment_ref(work, spec.name), "results/evaluate/metrics.json")
-        result.metrics = json.loads(metrics).get("generated", {}) if metrics is not None else {}
-        result.status, result.reused = "done", ref is not None
-        return result
+        return landed(result, work, ref is not None)
+    except KeyboardInterrupt:  # ray.cancel: the sweep was interrupted; no command of ours runs any more
+        if remote_experiment_ref(spec.git_url, spec.name) is None:
+            result.status = "cancelled"
+            return result
+        return landed(result, work, ref is not None)  # its push had finished: it landed
     finally:
         result.seconds = time.time() - started
-        shutil.rmtree(work, ignore_errors=True)
-        Path(log).unlink(missing_ok=True)
+        for _ in range(2):  # once more if Ray's one interrupt came during the first try
+            try:
+                shutil.rmtree(work, ignore_errors=True)
+                log.unlink(missing_ok=True)
+                break
+            except KeyboardInterrupt:
+                pass
+
+
+def landed(result: TrialResult, work: Path, reused: bool) -> TrialResult:
+    """`result` as done, with the metrics of the experiment in `work`."""
+    metrics = show(work, experiment_ref(work, result.name), "results/evaluate/metrics.json")
+    result.metrics = json.loads(metrics).get("generated", {}) if metrics is not None else {}
+    result.status, result.reused = "done", reused
+    return result
 
 
 def log_tail(text: str) -> str:
@@ -147,50 +182,3 @@ def log_tail(text: str) -> str:
     lines = text.splitlines()
     errors = [line for line in lines[:-LOG_TAIL] if line.startswith("error: ")]
     return "\n".join([*errors[-3:], *lines[-LOG_TAIL:]])
-
-
-# -- the guard: `python -m mnist_gan.sweep.trial <folder> -- cmd ...` ----------------------------------------------
-PR_SET_PDEATHSIG = 1
-
-
-def guard(folder: Path, node: int, cmd: list[str]) -> int:
-    """Run `cmd` in a process group of its own, and stop it (kill the whole group, remove `folder`) as soon as
-    our parent (the Ray worker) or `node` (its raylet) is gone: the kernel signals us when the parent dies
-    (PR_SET_PDEATHSIG), and a watcher thread polls both every half second."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    parent = os.getppid()
-    child = subprocess.Popen(cmd, start_new_session=True)
-
-    def stop(*_):
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        shutil.rmtree(folder, ignore_errors=True)
-        os._exit(143)
-
-    def alive(pid: int) -> bool:
-        # a zombie counts as dead: a killed raylet whose parent died too waits for init to reap it
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        except (OSError, IndexError):
-            return True
-        return state not in ("Z", "X")
-
-    def watch():
-        while True:
-            if os.getppid() != parent or not alive(node):
-                stop()
-            time.sleep(0.5)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    threading.Thread(target=watch, daemon=True).start()
-    return child.wait()
-
-
-if __name__ == "__main__":
-    folder, node, _, *command = sys.argv[1:]
-    sys.exit(guard(Path(folder), int(node), command))
