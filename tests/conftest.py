@@ -153,15 +153,15 @@ def run(
     env: dict | None = None,
     signal: int | None = None,
     when: Callable[[], object] | None = None,
-    settle: float = 0.0,
     poll: float = 0.01,
     timeout: float | None = None,
     **popen,
 ) -> Done:
     """The one way tests start a process (dvc, git, a stage: `PY + ["stages.sample", ...]`): a real one, with the
     venv's tools first on PATH, this repo importable and params.yaml from `params` if given. With `signal`: send it
-    once `when()` holds (waiting up to 120 s) and `settle` s more, as a crash or a user's Ctrl-C would. Returns the
-    finished process (`.output` = stdout + stderr); `check` asserts it exited 0, showing its output if not."""
+    the moment `when()` holds, as a crash or a user's Ctrl-C would (the test fails if that moment does not come within
+    120 s; a process that ended before it gets no signal, for the test to judge). Returns the finished process
+    (`.output` = stdout + stderr); `check` asserts it exited 0, showing its output if not."""
     env = {
         **os.environ,
         "DVC_NO_ANALYTICS": "1",
@@ -174,10 +174,13 @@ def run(
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     if signal is not None:
         deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None and not when():
+        while proc.poll() is None and not when():
+            if time.time() > deadline:
+                proc.kill()
+                pytest.fail(f"{cmd}: the moment for the signal did not come within 120 s")
             time.sleep(poll)
-        time.sleep(settle)
-        proc.send_signal(signal)
+        if proc.poll() is None:
+            proc.send_signal(signal)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
