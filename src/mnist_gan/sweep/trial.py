@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,8 +106,16 @@ def run_guarded(cmd: list[str], cwd: Path, env: dict, log: Path, stoppable: bool
     return code
 
 
+def take_cancels() -> None:
+    """Let `ray.cancel` reach this task: Ray interrupts it with `_thread.interrupt_main()`, which does nothing where
+    SIGINT is ignored, as in the workers of a Ray started by a background job of a script or CI (inherited)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_trial(spec: TrialSpec) -> TrialResult:
     """What a Ray task runs for one trial (see the module docstring)."""
+    take_cancels()
     started, node = time.time(), where()
     if spec.board is not None:
         spec.board.started.remote(spec.index, node)
