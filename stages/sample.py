@@ -1,9 +1,8 @@
 """Draw images from a trained generator: a grid PNG, a labelled matplotlib figure, a tensor file and an
 interpolation strip.
 
-Works outside DVC too, on a pulled generator alone:
-    python -m stages.sample --weights models/generator.pt --n 64 --out grid.png
-    python -m stages.sample --weights models/generator.pt --digit 7 --n 16 --out sevens.png   # conditional G
+In a project, outside DVC too: `python -m stages.sample --weights models/generator.pt --digit 7 --n 16 --out
+sevens.png`. A fetched generator file alone, anywhere: `mnist-gan sample` (the same library call).
 """
 
 from pathlib import Path
@@ -11,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from mnist_gan.gan.sampling import NoDigits, generate, load_generator, parse_digits, requested_labels
-from mnist_gan.outputs.samples import write_samples
+from mnist_gan.gan.sampling import NoDigits, parse_digits
+from mnist_gan.outputs.samples import sample_weights
 from mnist_gan.runtime import pick_device
 from mnist_gan.stage import DeviceOption, params_or_exit, parsed, run, setting_option
 
@@ -36,14 +35,11 @@ def main(
     device: DeviceOption = "auto",
 ):
     """Sample `n` images from the generator with a fixed seed (a conditional one: class-balanced, or --digit)."""
-    generator = load_generator(weights, pick_device(device))
     try:
-        labels, nrow = requested_labels(generator, n, digit, nrow, source=str(weights))
+        drawn, written = sample_weights(weights, out, n, digit, seed, nrow, pick_device(device))
     except NoDigits as e:
         raise typer.BadParameter(str(e), param_hint="--digit") from None
-    images = generate(generator, len(labels) if labels is not None else n, seed, labels)
-    written = write_samples(generator, images, labels, seed, nrow, out)
-    typer.echo(f"sample: {len(images)} images -> {', '.join(map(str, written))}")
+    typer.echo(f"sample: {drawn} images -> {', '.join(map(str, written))}")
 
 
 if __name__ == "__main__":

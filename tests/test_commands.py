@@ -37,7 +37,7 @@ MODULES = {
     "stages.train": "app",
     "stages.two_sample": "app",
 }
-CONSOLE = ("serve", "compare", "sweep", "release", "promote")
+CONSOLE = ("sample", "serve", "compare", "sweep", "release", "promote")
 MAKE = ("run", "test", "test-fast", "lint", "fmt", "docs", "bench", "gpu-check", "venv", "lock", "clean", "browser")
 
 

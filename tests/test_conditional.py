@@ -1,6 +1,9 @@
 """Asking for a digit: the sample CLI's --digit, and evaluation of a conditional generator on known answers."""
 
+import shutil
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +17,7 @@ from mnist_gan.evaluation.scoring import evaluate
 from mnist_gan.gan.models import build_gan, weights_file
 from mnist_gan.storage import save_torch
 from stages import sample
-from tests.conftest import DEFAULTS, PY, cli, run, seeds_gan
+from tests.conftest import DEFAULTS, PY, ROOT, cli, run, seeds_gan
 
 runner = cli()
 
@@ -25,6 +28,30 @@ def conditional_weights(tmp_path, conditional=True):
     path = tmp_path / ("cond.pt" if conditional else "uncond.pt")
     save_torch(weights_file(generator.eval()), path)
     return path
+
+
+def test_the_console_sample_works_on_a_file_alone_and_draws_what_the_stage_draws(tmp_path):
+    """`mnist-gan sample` in an empty folder (no params.yaml, no stages/ importable) on a copied generator file: the
+    same images as the sample stage with the same options; its defaults are the committed sample settings."""
+    from mnist_gan.cli import SAMPLE
+    from mnist_gan.settings.params import load_params
+
+    assert SAMPLE == load_params(ROOT / "params.yaml").sample
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    shutil.copy(conditional_weights(tmp_path), consumer / "generator.pt")
+    mnist_gan = Path(sys.executable).parent / "mnist-gan"
+    args = ["--digit", "7", "--n", "16", "--out", "sevens.png"]
+    done = run([mnist_gan, "sample", *args], consumer, env={"PYTHONPATH": ""})
+    assert "sample: 16 images -> sevens.png" in done.stdout, done.output
+    result = runner.invoke(
+        sample.app, ["--weights", str(consumer / "generator.pt"), *args[:-1], str(tmp_path / "s.png")]
+    )
+    assert result.exit_code == 0, result.output
+    ours, stage = (torch.load(f, weights_only=True) for f in (consumer / "sevens.pt", tmp_path / "s.pt"))
+    assert torch.equal(ours["images"], stage["images"]) and ours["labels"].tolist() == [7] * 16
+    refused = run([mnist_gan, "sample", "--digit", "7"], tmp_path, check=False, env={"PYTHONPATH": ""})
+    assert refused.returncode == 1 and refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
 
 
 def test_digit_draws_the_asked_digits(tmp_path):

@@ -153,7 +153,14 @@ LAYERS = (
     ("mnist_gan.gan",),
     ("mnist_gan.evaluation",),
     ("mnist_gan.outputs",),
-    ("mnist_gan.sweep", "mnist_gan.serving", "mnist_gan.release", "mnist_gan.stage", "mnist_gan.cli"),
+    (
+        "mnist_gan.sweep",
+        "mnist_gan.serving",
+        "mnist_gan.release",
+        "mnist_gan.stage",
+        "mnist_gan.cli",
+        "mnist_gan.console",
+    ),
 )
 
 

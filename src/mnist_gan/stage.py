@@ -1,27 +1,20 @@
-"""What every stage script shares: params loading, option checks and the one-line error policy.
-
-A user mistake (bad params.yaml, missing input, corrupt file, full disk) ends a stage with one line on
-stderr and a non-zero exit code (2 for params and options, 1 for the rest), never a traceback.
-"""
+"""What every stage script shares: params loading, option checks and the one-line error policy (console.py: a user
+mistake ends a stage with one line on stderr and a non-zero exit code, never a traceback)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from mnist_gan import console
+from mnist_gan.console import fail
 from mnist_gan.errors import PipelineError
 from mnist_gan.runtime import DeviceError, pick_device
 from mnist_gan.settings.configs import Params, help_of
 from mnist_gan.settings.params import ParamsError, check_value, load_params
-
-
-def fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise SystemExit(code)
 
 
 def params_or_exit() -> Params:
@@ -92,24 +85,4 @@ INTERRUPTED = "interrupted (Ctrl-C); every file written so far is complete (writ
 
 def run(app: typer.Typer) -> None:
     """Run a stage's Typer app, turning expected failures into one line and an exit code."""
-    try:
-        # Not standalone, so our exceptions reach us. Typer then returns (rather than raises) an exit code:
-        # typer.Exit(n) raised by a command gives n, Ctrl-C gives 130; a command's own return value is None.
-        code = app(standalone_mode=False)
-    except KeyboardInterrupt:
-        fail(INTERRUPTED, code=130)
-    except PipelineError as e:  # ParamsError among them: exit code 2
-        fail(str(e), code=e.exit_code)
-    except OSError as e:
-        where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        fail(f"cannot read or write{where}: {e.strerror or e}")
-    except Exception as e:
-        if hasattr(e, "show") and hasattr(e, "exit_code"):  # a usage error (click's, or Typer's own copy of it)
-            e.show()
-            raise SystemExit(e.exit_code) from None
-        if type(e).__name__ == "Abort":
-            fail("aborted", code=1)
-        raise
-    if code == 130:
-        fail(INTERRUPTED, code=130)
-    sys.exit(code if isinstance(code, int) else 0)
+    console.run(app, on_interrupt=INTERRUPTED)
