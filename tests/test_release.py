@@ -141,7 +141,15 @@ def test_release_refuses_without_a_git_remote_or_with_a_stale_pipeline(small_rep
     run(["git", "commit", "-qam", "remote"], repo)
     run(DVC + ["push"], repo)
     refused(*mnist_gan(capsys, repo, "release"), "no git remote 'origin'", "git remote add")
-    run(["git", "remote", "add", "origin", str(tmp_path / "origin.git")], repo)
+    # an origin made by `git init --bare` names `master` as its HEAD: with only `main` pushed, a consumer's clone
+    # (dvc artifacts get) has nothing to check out
+    origin = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", "-b", "master", str(origin)], tmp_path)
+    run(["git", "remote", "add", "origin", str(origin)], repo)
+    run(["git", "push", "-q", "origin", "main"], repo)
+    refused(*mnist_gan(capsys, repo, "release", "--push"), "no default branch a consumer's clone can check out")
+    assert run(["git", "ls-remote", "--tags", str(origin)], tmp_path).stdout == ""
+    run(["git", "symbolic-ref", "HEAD", "refs/heads/main"], origin)
     set_params(repo, lr=0.0003)  # committed, never reproduced: dvc.lock no longer describes the outputs
     run(["git", "commit", "-qam", "lr"], repo)
     refused(*mnist_gan(capsys, repo, "release"), "not up to date", "train")

@@ -4,13 +4,16 @@
 version, `generator@v1.2.0` and so on, each tag's message carrying the evaluate stage's metrics at that commit, and
 can assign it a stage (`generator#prod#3`); `promote` moves a stage to a version released before. Both refuse, in
 one line, whatever would leave a consumer unable to fetch the weights: uncommitted changes, a pipeline out of date
-(`dvc status`), outputs missing from the DVC remote a consumer reads, no git remote for the tags, an unknown version.
-A consumer needs no clone: `dvc artifacts get URL generator --stage prod` (docs/remote.md).
+(`dvc status`), outputs missing from the DVC remote a consumer reads, no git remote for the tags or one whose
+default branch a clone cannot check out, an unknown version. After a push, the new version is resolved from the
+git remote as a consumer does (`dvc artifacts get --show-url`). A consumer needs no clone:
+`dvc artifacts get URL generator --stage prod` (docs/remote.md).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +128,30 @@ def require_git_remote(repo: Path, name: str) -> str:
     return url
 
 
+def require_cloneable(name: str, url: str) -> None:
+    """`dvc artifacts get URL ...` first clones the remote's default branch: the remote's HEAD must name a branch
+    it holds (a `git init --bare` origin names `master` whatever was pushed to it)."""
+    done = vcs.git(None, "ls-remote", "--symref", url, "HEAD")
+    if done.returncode != 0:
+        raise ReleaseError(f"cannot reach the git remote {name!r} ({url}): {last_line(done)}")
+    if not any(line.endswith("\tHEAD") and not line.startswith("ref: ") for line in done.stdout.splitlines()):
+        raise ReleaseError(
+            f"the git remote {name!r} ({url}) has no default branch a consumer's clone can check out (its HEAD names "
+            f"no branch it holds; `dvc artifacts get` would fail): push your branch there, or point its HEAD at one "
+            f"it holds (git symbolic-ref HEAD refs/heads/main, in the remote)"
+        )
+
+
+def require_resolvable(name: str, url: str, artifact: str, version: str) -> None:
+    """Resolve `artifact@version` from the git remote as a consumer's `dvc artifacts get` does (no download)."""
+    with tempfile.TemporaryDirectory() as empty:
+        done = vcs.dvc(empty, "artifacts", "get", "--show-url", url, artifact, "--rev", version)
+    if done.returncode != 0:
+        raise ReleaseError(
+            f"pushed, but a consumer cannot resolve {artifact}@{version} from {name!r} ({url}): {last_line(done)}"
+        )
+
+
 def metrics_line(repo: Path, rev: str = "HEAD") -> str:
     """The evaluate stage's key metrics at `rev`, beside the real floor: what tells the versions apart."""
     text = vcs.show(repo, rev, METRICS_FILE)
@@ -159,7 +186,7 @@ def release(opts: Release) -> list[str]:
     check_labels(repo, declared)
     require_committed(repo)
     require_reproduced(repo)
-    require_git_remote(repo, opts.git_remote)
+    require_cloneable(opts.git_remote, require_git_remote(repo, opts.git_remote))
     require_in_remote(repo, consumer_remote(repo), [spec["path"] for spec in declared.values()])
     message = describe(repo)
     tags: list[str] = []
@@ -173,6 +200,7 @@ def release(opts: Release) -> list[str]:
         tags += assign(repo, list(declared), version, opts.stage, message)
     if opts.push:
         push(repo, opts.git_remote, tags)
+        require_resolvable(opts.git_remote, require_git_remote(repo, opts.git_remote), next(iter(declared)), version)
     return tags
 
 
@@ -184,7 +212,7 @@ def promote(repo: Path, version: str, stage: str, push_to: str | None = None) ->
     if version not in known:
         raise ReleaseError(f"no version {version} of {next(iter(declared))} (released: {', '.join(known) or 'none'})")
     if push_to:
-        require_git_remote(repo, push_to)
+        require_cloneable(push_to, require_git_remote(repo, push_to))
     tags = assign(repo, list(declared), version, stage, f"{stage}: {describe(repo, known[version])}")
     if push_to:
         push(repo, push_to, tags)
