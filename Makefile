@@ -1,6 +1,6 @@
 # Two entry points (README): `make run` = dvc repro on the default params, `make test` = the test suite.
-# Each sets up .venv with python -m venv + pip on a fresh machine (run: the package; test: its extras and the test
-# tools too); later calls reuse it.
+# Each sets up .venv with python -m venv + pip on a fresh machine (run: the package and its small serve extra, what
+# the README uses after it; test: the sweep extra and the test tools too); later calls reuse it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,11 +19,12 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location .* is ignored' || true; }
 
 venv: $(STAMP)
 
-# what `dvc repro` needs: torch (from this machine's disk where pip finds it there) and the package
+# what `dvc repro` needs: torch (from this machine's disk where pip finds it there) and the package; and the serve
+# extra (fastapi, uvicorn: small), so that the README's commands after `make run` all work
 $(RUN_STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) torch==2.14.1 torchvision==0.29.1 $(QUIET_PIP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e . $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[serve]' $(QUIET_PIP)
 	rm -f $(VENV)/.run-* $(VENV)/.test-*
 	touch $@
 
@@ -34,6 +35,7 @@ $(STAMP): $(RUN_STAMP)
 
 run: $(RUN_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
+	@echo "make run: done; open reports/report.html. In a new shell, first: . .venv/bin/activate"
 
 # The report test renders reports/report.html in a real headless browser: Debian's chromium.
 browser:

@@ -186,6 +186,14 @@ def results() -> None:
     out(table(["run", *METRIC_HEAD, *CONDITIONAL_HEAD], body))
 
 
+def legend() -> None:
+    """README: what each column of `results()` measures and which way is better (the metric registry's words)."""
+    from mnist_gan.evaluation.registry import METRICS
+
+    heads = dict(zip(SCALARS, [*METRIC_HEAD, *CONDITIONAL_HEAD], strict=True))
+    out("\n".join(f"- **{heads[k]}**: {METRICS[k].label}; {METRICS[k].better} is better" for k in SCALARS))
+
+
 def default_speeds() -> list[dict]:
     """`pareto speed` rows of the committed default's network (any precision or instruction-set limit; a speed row's
     epoch count is not the run's), latest per class."""
