@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LOCK := requirements.lock
+# the Makefile's one pin of torch (pip takes these from this machine's disk where it can; the lock records the same)
+TORCH := torch==2.14.1 torchvision==0.29.1
 HASH := $(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 RUN_STAMP := $(VENV)/.run-$(HASH)
 STAMP := $(VENV)/.test-$(HASH)
@@ -23,7 +25,7 @@ venv: $(STAMP)
 # extra (fastapi, uvicorn: small), so that the README's commands after `make run` all work
 $(RUN_STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) torch==2.14.1 torchvision==0.29.1 $(QUIET_PIP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) $(TORCH) $(QUIET_PIP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[serve]' $(QUIET_PIP)
 	rm -f $(VENV)/.run-* $(VENV)/.test-*
 	touch $@
@@ -69,7 +71,7 @@ bench: $(STAMP)
 # Re-resolve every dependency in a throwaway venv (newest versions pyproject.toml allows) and pin them all.
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 $(QUIET_PIP)
+	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check $(TORCH) $(QUIET_PIP)
 	.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' $(QUIET_PIP)
 	{ sed -n '1,2p' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^mnist-gan'; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock

@@ -296,3 +296,34 @@ def test_the_reader_sees_what_a_stage_reads(tmp_path, monkeypatch):
     assert settings_read("stages/x.py") == {"sample.n_images", *(k for k in FIELDS if k.startswith("evaluate."))}
     script.write_text("P = load()\nshow(P.flat())\nlr = P.train.lr\n")
     assert settings_read("stages/x.py") == {"*", "lr"}
+
+
+def third_party_imports(path: Path) -> set[str]:
+    """The top-level names of what a source imports from outside the standard library and this repository."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - set(ROOMS) - {"__future__"}
+
+
+def test_what_the_package_imports_is_declared_in_pyproject():
+    """Every distribution the package's modules import is in pyproject.toml's dependencies or an extra (as the
+    installed package's metadata has them), so no import works only because another package happened to bring it
+    (pydantic and gto came with DVC)."""
+    import importlib.metadata
+
+    declared = {
+        re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower().replace("_", "-")
+        for r in importlib.metadata.requires("mnist-gan")
+    }
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {}
+    for path in library_modules().values():
+        for name in third_party_imports(path):
+            dists = {d.lower().replace("_", "-") for d in providers.get(name, [name])}
+            if not dists & declared:
+                undeclared[name] = str(path.relative_to(ROOT))
+    assert undeclared == {}, f"imported but not declared in pyproject.toml: {undeclared}"
