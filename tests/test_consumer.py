@@ -8,8 +8,8 @@ and its console script come from the wheel alone (checked: `mnist_gan` imports f
 
 from __future__ import annotations
 
+import os
 import site
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import DVC, copy_project, run
 from tests.test_release import mnist_gan, published
-from tests.test_serve import free_port
+from tests.test_serve import start_server
 
 pytestmark = pytest.mark.slow
 
@@ -62,32 +62,11 @@ def test_a_consumer_with_no_clone_samples_and_serves_a_released_version(small_re
     done = run([cli, "sample", "--weights", "generator.pt", "--digit", "7", "--n", "16", "--out", "sevens.png"],
                consumer, env=clean)  # fmt: skip
     assert "sample: 16 images" in done.stdout and (consumer / "sevens.png").read_bytes()[:4] == b"\x89PNG"
-    port = free_port()
-    server = subprocess.Popen(
-        [cli, "serve", "--model", "generator.onnx", "--port", str(port)],
-        cwd=consumer,
-        env={**clean, "PATH": f"{tmp_path / 'env' / 'bin'}:/usr/bin:/bin"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = {**os.environ, **clean, "PATH": f"{tmp_path / 'env' / 'bin'}:/usr/bin:/bin"}
+    server, base = start_server(Path("generator.onnx"), cwd=consumer, command=cli, env=env)
     try:
-        png = answer(f"http://127.0.0.1:{port}/generate.png?digit=7&n=4&seed=1", server)
-        assert png[:4] == b"\x89PNG"
+        with urllib.request.urlopen(f"{base}/generate.png?digit=7&n=4&seed=1", timeout=10) as r:
+            assert r.read()[:4] == b"\x89PNG"
     finally:
         server.terminate()
         server.wait(10)
-
-
-def answer(url: str, server: subprocess.Popen, within: float = 60) -> bytes:
-    """The body of GET `url` once the server answers (it imports and loads its model first)."""
-    import time
-
-    deadline = time.time() + within
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                return r.read()
-        except OSError:
-            assert server.poll() is None and time.time() < deadline, server.stdout.read() if server.stdout else ""
-            time.sleep(0.3)

@@ -169,15 +169,19 @@ def test_a_file_that_is_no_export_is_refused(tmp_path):
     assert done.returncode == 2 and "does not exist" in done.stderr and done.stderr.count("\n") == 1
 
 
-def start_server(model: Path, cwd: Path = ROOT, command: list[str] | None = None) -> tuple[subprocess.Popen, str]:
-    """`mnist-gan serve` as a real uvicorn process on 127.0.0.1; returns it once /healthz answers."""
+def start_server(
+    model: Path, cwd: Path = ROOT, command: Path | None = None, env: dict | None = None
+) -> tuple[subprocess.Popen, str]:
+    """`mnist-gan serve` as a real uvicorn process on 127.0.0.1 (`command`: another environment's `mnist-gan`);
+    returns it once /healthz answers."""
     import urllib.request
 
     port = free_port()
-    mnist_gan = Path(sys.executable).parent / "mnist-gan"
+    mnist_gan = command or Path(sys.executable).parent / "mnist-gan"
     proc = subprocess.Popen(
         [str(mnist_gan), "serve", "--model", str(model), "--port", str(port)],
         cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 
 from mnist_gan import console
-from mnist_gan.settings.configs import SampleConfig, help_of
+from mnist_gan.settings.configs import SampleConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -59,35 +59,19 @@ def _digits(text: str | None) -> list[int] | None:
         raise typer.BadParameter(str(e)) from None
 
 
-def _checked(key: str):
-    """An option callback applying params.yaml's rule for `key`."""
-
-    def callback(value):
-        from mnist_gan.settings.params import ParamsError, check_value
-
-        try:
-            return check_value(key, value)
-        except ParamsError as e:
-            raise typer.BadParameter(str(e)) from None
-
-    return callback
-
-
 @app.command()
 def sample(
     weights: Annotated[Path, typer.Option(help="Generator weights file (generator.pt).")] = Path("generator.pt"),
     out: Annotated[Path, typer.Option(help="Grid PNG to write; the figure, tensor and strip go beside it.")] = Path(
         "samples.png"
     ),
-    n: Annotated[int, typer.Option(help=help_of("sample.n_images"), callback=_checked("sample.n_images"))] = (
-        SAMPLE.n_images
-    ),
+    n: Annotated[int, console.setting_option("sample.n_images")] = SAMPLE.n_images,
     digit: Annotated[
         str | None,
         typer.Option(help="Conditional generators: 7, 0,3,9 or all (a row per digit).", callback=_digits),
     ] = None,
-    seed: Annotated[int, typer.Option(help=help_of("sample.seed"), callback=_checked("sample.seed"))] = SAMPLE.seed,
-    nrow: Annotated[int, typer.Option(help=help_of("sample.nrow"), callback=_checked("sample.nrow"))] = SAMPLE.nrow,
+    seed: Annotated[int, console.setting_option("sample.seed")] = SAMPLE.seed,
+    nrow: Annotated[int, console.setting_option("sample.nrow")] = SAMPLE.nrow,
     device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu) | cpu | cuda | mps.")] = "auto",
 ):
     """Draw images from a generator file, in any folder: `dvc artifacts get ... generator` is enough.
@@ -225,8 +209,6 @@ def release(
     Refuses (exit code 2) uncommitted changes, a pipeline out of date, outputs not in the DVC remote, a git remote a
     consumer could not resolve a version from; every tag's message carries the evaluate stage's metrics. Consumers:
     `dvc artifacts get URL generator --stage prod` (docs/remote.md)."""
-    if version and bump:
-        raise typer.BadParameter("give --version or --bump, not both", param_hint="--bump")
     from mnist_gan.release import Release
     from mnist_gan.release import release as register
 

@@ -20,6 +20,30 @@ def fail(message: str, code: int = 1) -> None:
     raise SystemExit(code)
 
 
+def checked(key: str):
+    """A Typer option callback applying params.yaml's rule for `key`, so an option standing in for a setting obeys
+    it too (imports the settings' reader only when called: the slim install never does)."""
+
+    def callback(value):
+        from mnist_gan.settings.params import ParamsError, check_value
+
+        if value is None:
+            return value
+        try:
+            return check_value(key, value)
+        except ParamsError as e:
+            raise typer.BadParameter(str(e)) from None
+
+    return callback
+
+
+def setting_option(key: str):
+    """A Typer option standing in for the params.yaml key `key`: the setting's own help line and rule."""
+    from mnist_gan.settings.configs import help_of
+
+    return typer.Option(help=help_of(key), callback=checked(key))
+
+
 def interrupted(signum: int = signal.SIGINT) -> str:
     return f"interrupted ({'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name})"
 
@@ -31,9 +55,8 @@ def run(app: typer.Typer, args: list[str] | None = None, on_interrupt: str | Non
         # Not standalone, so our exceptions reach us. Typer then returns (rather than raises) an exit code:
         # typer.Exit(n) raised by a command gives n, Ctrl-C gives 130; a command's own return value is None.
         code = app(args=args, standalone_mode=False, **click)
-    except KeyboardInterrupt as e:  # one Typer did not see (raised by a signal handler of ours: SIGTERM too)
-        signum = getattr(e, "signum", signal.SIGINT)
-        fail(on_interrupt if on_interrupt and signum == signal.SIGINT else interrupted(signum), code=128 + signum)
+    except KeyboardInterrupt:
+        fail(on_interrupt or interrupted(), code=130)
     except PipelineError as e:  # ParamsError among them: exit code 2
         fail(str(e), code=e.exit_code)
     except OSError as e:

@@ -186,7 +186,8 @@ def release(opts: Release) -> list[str]:
     check_labels(repo, declared)
     require_committed(repo)
     require_reproduced(repo)
-    require_cloneable(opts.git_remote, require_git_remote(repo, opts.git_remote))
+    git_url = require_git_remote(repo, opts.git_remote)
+    require_cloneable(opts.git_remote, git_url)
     require_in_remote(repo, consumer_remote(repo), [spec["path"] for spec in declared.values()])
     message = describe(repo)
     tags: list[str] = []
@@ -200,7 +201,7 @@ def release(opts: Release) -> list[str]:
         tags += assign(repo, list(declared), version, opts.stage, message)
     if opts.push:
         push(repo, opts.git_remote, tags)
-        require_resolvable(opts.git_remote, require_git_remote(repo, opts.git_remote), next(iter(declared)), version)
+        require_resolvable(opts.git_remote, git_url, next(iter(declared)), version)
     return tags
 
 

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 import typer
 
 from mnist_gan import console
-from mnist_gan.console import fail
+from mnist_gan.console import fail, setting_option  # noqa: F401 (the stages' option for a setting)
 from mnist_gan.errors import PipelineError
 from mnist_gan.runtime import DeviceError, pick_device
-from mnist_gan.settings.configs import Params, help_of
-from mnist_gan.settings.params import ParamsError, check_value, load_params
+from mnist_gan.settings.configs import Params
+from mnist_gan.settings.params import ParamsError, load_params
 
 
 def params_or_exit() -> Params:
@@ -24,20 +24,6 @@ def params_or_exit() -> Params:
         return load_params()
     except ParamsError as e:
         fail(str(e), code=e.exit_code)
-
-
-def checked(key: str) -> Callable[[Any], Any]:
-    """A Typer option callback applying params.yaml's rule for `key`, so CLI overrides obey it too."""
-
-    def callback(value: Any) -> Any:
-        if value is None:
-            return value
-        try:
-            return check_value(key, value)
-        except ParamsError as e:
-            raise typer.BadParameter(str(e)) from None
-
-    return callback
 
 
 def parsed(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -50,11 +36,6 @@ def parsed(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
             raise typer.BadParameter(str(e)) from None
 
     return callback
-
-
-def setting_option(key: str) -> Any:
-    """A Typer option standing in for the params.yaml key `key`: the setting's own help line and rule."""
-    return typer.Option(help=help_of(key), callback=checked(key))
 
 
 def checked_device(value: str) -> str:
