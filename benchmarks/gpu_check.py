@@ -49,7 +49,8 @@ import torch
 import typer
 
 from mnist_gan.data.mnist import MNIST_MD5, load_split, verify_raw
-from mnist_gan.evaluation.classifier import predict, train_classifier
+from mnist_gan.evaluation.classifier import predict
+from mnist_gan.evaluation.fitting import train_classifier
 from mnist_gan.evaluation.probe import QualityProbe
 from mnist_gan.evaluation.scoring import Evaluation, evaluate_weights
 from mnist_gan.gan.build import build_trainer, train_run

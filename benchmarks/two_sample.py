@@ -1,8 +1,9 @@
-"""How the two-sample test's reading depends on how long its network trains: the floor (real training against real
-test digits) and a generator's samples, at several `two_sample.epochs` (and widths), with the seconds each took.
+"""Whether the two-sample test has converged: the floor (real training against real test digits) and a generator's
+samples, at several epoch budgets (`two_sample.max_epochs`), patiences and widths, each with its standard error, the
+epoch it stopped at and the seconds it took.
 
-    python -m benchmarks.two_sample models/generator.pt --epochs 4,6,12,20
-    python -m benchmarks.two_sample models/generator.pt --epochs 12 --width 16,32 --seed 0,1
+    python -m benchmarks.two_sample models/generator.pt --max-epochs 50,100 --width 16,32
+    python -m benchmarks.two_sample models/generator.pt --patience 5,10 --seed 0,1
 
 The samples are the evaluate stage's (`evaluate.n_samples` from `evaluate.seed`, class-balanced when conditional,
 stored as uint8); the other settings come from params.yaml's `two_sample:`.
@@ -10,6 +11,7 @@ stored as uint8); the other settings come from params.yaml's `two_sample:`.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,15 +23,17 @@ app = typer.Typer(add_completion=False, help=__doc__)
 
 
 def numbers(text: str) -> list[int]:
-    return [int(part) for part in text.split(",")]
+    return [int(part) for part in text.split(",") if part]
 
 
 @app.command()
 def main(
     weights: Annotated[Path, typer.Argument(help="Generator weights file.")],
-    epochs: Annotated[str, typer.Option(help="Comma list of two_sample.epochs.")] = "4,6,12,20",
+    max_epochs: Annotated[str, typer.Option(help="Comma list of two_sample.max_epochs (default: params.yaml's).")] = "",
+    patience: Annotated[str, typer.Option(help="Comma list of two_sample.patience (default: params.yaml's).")] = "",
     width: Annotated[str, typer.Option(help="Comma list of two_sample.width (default: params.yaml's).")] = "",
     seed: Annotated[str, typer.Option(help="Comma list of two_sample.seed (default: params.yaml's).")] = "",
+    floor: Annotated[bool, typer.Option(help="Also measure the floor at each setting.")] = True,
     raw_root: Annotated[Path, typer.Option(help="Folder holding MNIST/raw/.")] = Path("data/raw"),
 ):
     """Print one line per setting: the floor's accuracy and the samples', and the seconds of each test."""
@@ -55,20 +59,24 @@ def main(
         f"{weights}; {c['cores']}-core {c['cpu']} family {c.get('family')}, {c['capability']}, torch threads "
         f"{torch.get_num_threads()}"
     )
-    widths = numbers(width) if width else [p.two_sample.width]
-    seeds = numbers(seed) if seed else [p.two_sample.seed]
-    for w in widths:
-        for s in seeds:
-            for e in numbers(epochs):
-                cfg = replace(p.two_sample, epochs=e, width=w, seed=s)
-                t = time.perf_counter()
-                floor = real_floor(train, test, cfg, "cpu").accuracy
-                floor_s, t = time.perf_counter() - t, time.perf_counter()
-                gen = two_sample_test(test[0], samples, cfg, test[1], labels).accuracy
-                typer.echo(
-                    f"width {w}, epochs {e:>2}, seed {s}: floor {floor:.3f} ({floor_s:.1f} s), "
-                    f"samples {gen:.3f} ({time.perf_counter() - t:.1f} s)"
-                )
+    c2st = p.two_sample
+    for w, s, e, pat in itertools.product(
+        numbers(width) or [c2st.width],
+        numbers(seed) or [c2st.seed],
+        numbers(max_epochs) or [c2st.max_epochs],
+        numbers(patience) or [c2st.patience],
+    ):
+        cfg = replace(c2st, max_epochs=e, patience=pat, width=w, seed=s)
+        line = f"width {w}, max_epochs {e}, patience {pat}, seed {s}:"
+        if floor:
+            line += " floor " + timed(real_floor, train, test, cfg, "cpu")
+        typer.echo(f"{line} samples {timed(two_sample_test, test[0], samples, cfg, test[1], labels)}")
+
+
+def timed(test, *args) -> str:
+    t = time.perf_counter()
+    r = test(*args)
+    return f"{r.accuracy:.3f} +- {r.se:.3f} (best epoch {r.epochs}, {time.perf_counter() - t:.0f} s)"
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from mnist_gan.data.mnist import load_split
-from mnist_gan.evaluation.classifier import classifier_file, require_accuracy, test_accuracy, train_classifier
+from mnist_gan.evaluation.classifier import classifier_file, require_accuracy, test_accuracy
+from mnist_gan.evaluation.fitting import train_classifier
 from mnist_gan.runtime import resolve_precision, stage_device
 from mnist_gan.stage import DeviceOption, params_or_exit, run, setting_option
 from mnist_gan.storage import save_torch, write_text

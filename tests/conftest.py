@@ -213,7 +213,7 @@ def small_repo(tmp_path_factory, raw_mnist):
             "classifier.epochs": 1,
             "classifier.max_train_images": 4000,
             "classifier.min_accuracy": 0.9,
-            "two_sample.epochs": 1,  # the floor's 20,000 images once, through a narrow network
+            "two_sample.max_epochs": 1,  # the floor's 16,000 training images once, through a narrow network
             "two_sample.width": 4,
         },
     )

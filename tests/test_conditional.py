@@ -11,7 +11,8 @@ from torch import nn
 
 from mnist_gan.data.mnist import load_split
 from mnist_gan.data.pixels import to_float
-from mnist_gan.evaluation.classifier import predict, train_classifier
+from mnist_gan.evaluation.classifier import predict
+from mnist_gan.evaluation.fitting import train_classifier
 from mnist_gan.evaluation.metrics import fid
 from mnist_gan.evaluation.scoring import evaluate
 from mnist_gan.gan.models import build_gan, weights_file
@@ -128,7 +129,7 @@ def test_label_accuracy_and_per_digit_fid_on_real_digits(raw_mnist):
         train[0][:4000], train[1][:4000], replace(DEFAULTS.classifier, epochs=1, precision="fp32"), torch.device("cpu")
     )
     small_train = (train[0][:5000], train[1][:5000])
-    c2st = replace(DEFAULTS.two_sample, epochs=1, width=4)
+    c2st = replace(DEFAULTS.two_sample, max_epochs=1, width=4)
     result = evaluate(RealDigits(*test), classifier, small_train, test, n=1000, seed=0, k=3, two_sample=c2st)
     gen, floor = result.metrics["generated"], result.metrics["real_floor"]
     # real digits of the asked class: label accuracy is the classifier's own accuracy on test images

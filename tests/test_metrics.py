@@ -20,7 +20,7 @@ from mnist_gan.evaluation.metrics import (
     recall,
     summarize,
 )
-from mnist_gan.evaluation.registry import METRICS
+from mnist_gan.evaluation.registry import METRICS, summary
 
 
 @pytest.fixture
@@ -91,7 +91,11 @@ def scored(n: int = 400, labels: bool = True, seed: int = 0) -> Scored:
         torch.rand(n, generator=g) + 1,
         torch.rand(n, generator=g) + 1,
         3,
-        two_sample={"two_sample_accuracy": 0.7, "per_digit_two_sample": [0.6 + d / 100 for d in range(10)]},
+        two_sample={
+            "two_sample_accuracy": 0.7,
+            "two_sample_se": 0.01,
+            "per_digit_two_sample": [0.6 + d / 100 for d in range(10)],
+        },
     )
 
 
@@ -107,6 +111,16 @@ def test_summarize_runs_every_metric_that_applies():
     assert with_labels["two_sample_accuracy"] == 0.7 and with_labels["per_digit_two_sample_max"] == 0.69
     untested = summarize(replace(scored(), two_sample=None))  # a floor without the two_sample stage's file
     assert "two_sample_accuracy" not in untested and "fid" in untested
+
+
+def test_one_summary_line_for_every_page_with_the_standard_error_beside_its_metric():
+    gen = {"two_sample_accuracy": 0.9, "two_sample_se": 0.003, "fid": 5.98, "precision": 0.84, "recall": 0.83}
+    floor = {"two_sample_accuracy": 0.532, "two_sample_se": 0.005, "fid": 3.24, "label_accuracy": 0.995}
+    line = summary(gen, floor)
+    assert line == (
+        "C2ST 0.900 +- 0.003 (real 0.532 +- 0.005), FID 5.98 (real 3.24), precision 0.840, recall 0.830"
+    )  # the registry's short labels and formats, in SUMMARY's order; label accuracy: not the set's
+    assert summary({"fid": 5.98}) == "FID 5.98" and summary(gen, keys=("recall",)) == "recall 0.830"
 
 
 def test_the_registered_functions_give_known_answers_on_a_hand_made_set():

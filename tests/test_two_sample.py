@@ -1,18 +1,20 @@
 """The classifier two-sample test: chance on one distribution, near-certain on two that differ, its per-digit
-reading, what it calls least real, and its stage."""
+reading and standard error, its early stopping, what it calls least real, and its stage."""
 
 import json
 from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mnist_gan.data.mnist import load_split
-from mnist_gan.evaluation.two_sample import halves, real_floor, two_sample_test
+from mnist_gan.evaluation.fitting import Fit, fit, validation_loss
+from mnist_gan.evaluation.two_sample import TwoSampleNet, halves, real_floor, two_sample_test
 from stages import two_sample as stage
 from tests.conftest import DEFAULTS, cli
 
-FAST = replace(DEFAULTS.two_sample, epochs=4, width=8)  # 2,000 images a side: seconds on 2 cores
+FAST = replace(DEFAULTS.two_sample, max_epochs=4, width=8)  # 2,000 images a side: seconds on 2 cores
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,27 @@ def test_strokes_thickened_by_one_pixel_are_told_apart_digit_by_digit(digits):
     result = two_sample_test(images[:2000], thick, FAST, labels[:2000], labels[2000:])
     assert result.accuracy > 0.9
     assert len(result.per_digit) == 10 and min(result.per_digit) > 0.8
-    assert result.metrics() == {"two_sample_accuracy": result.accuracy, "per_digit_two_sample": result.per_digit}
+    assert result.se == pytest.approx((result.accuracy * (1 - result.accuracy) / 2000) ** 0.5)  # 2,000 held out
+    assert result.metrics() == {
+        "two_sample_accuracy": result.accuracy,
+        "two_sample_se": result.se,
+        "two_sample_epochs": result.epochs,
+        "per_digit_two_sample": result.per_digit,
+    }
+
+
+def test_training_stops_once_the_validation_loss_stops_falling_and_keeps_the_best_epoch(digits):
+    """Labels that are noise: nothing generalizes, so the validation loss soon rises while the training loss keeps
+    falling; the net stops `patience` epochs after its best epoch and holds that epoch's weights."""
+    images, _ = digits
+    y = torch.randint(0, 2, (len(images),), generator=torch.Generator().manual_seed(0)).float()
+    torch.manual_seed(0)
+    net = TwoSampleNet(8)
+    how = Fit(epochs=50, batch_size=64, lr=3e-3, seed=0, patience=2)
+    validation = (images[3000:], y[3000:])
+    fitted = fit(net, F.binary_cross_entropy_with_logits, images[:3000], y[:3000], how, validation)
+    assert fitted.epochs < 50 and fitted.epochs - fitted.best_epoch == 2
+    assert validation_loss(net, F.binary_cross_entropy_with_logits, *validation) == pytest.approx(fitted.val_loss)
 
 
 def test_least_real_are_the_altered_images_the_test_is_surest_of(digits):

@@ -13,7 +13,6 @@ from torch import nn
 
 from mnist_gan.data.pixels import to_float
 from mnist_gan.errors import PipelineError
-from mnist_gan.settings.configs import ClassifierConfig
 from mnist_gan.storage import load_torch
 
 CLASSIFIER_SIZE = 28  # the classifier sees MNIST at its own resolution
@@ -60,42 +59,6 @@ class MnistClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
-
-
-def train_classifier(
-    images_u8: torch.Tensor, labels: torch.Tensor, cfg: ClassifierConfig, device: torch.device, on_epoch=None
-) -> MnistClassifier:
-    """Plain supervised training with Adam and cross-entropy on the whole (resident) training set, or its first
-    `cfg.max_train_images` images."""
-    if cfg.max_train_images:
-        images_u8, labels = images_u8[: cfg.max_train_images], labels[: cfg.max_train_images]
-    torch.manual_seed(cfg.seed)
-    model = MnistClassifier().to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
-    rng = torch.Generator().manual_seed(cfg.seed)
-    steps_per_epoch = -(-len(labels) // cfg.batch_size)
-    # one-cycle schedule (Smith 2018): warm up to lr, anneal to ~0; 99%+ in a few epochs instead of a dozen
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch
-    )
-    images_u8, labels = images_u8.to(device), labels.to(device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        total = torch.zeros((), device=device)
-        perm = torch.randperm(len(labels), generator=rng).to(device)
-        for idx in perm.split(cfg.batch_size):
-            with autocast:
-                logits = model(to_float(images_u8[idx]))
-            loss = F.cross_entropy(logits.float(), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-            total += loss.detach() * len(idx)
-        if on_epoch is not None:
-            on_epoch(epoch, float(total) / len(labels))
-    return model.eval()
 
 
 @torch.no_grad()

@@ -166,6 +166,11 @@ def _two_sample_accuracy(s: Scored) -> float | None:
     return None if s.two_sample is None else s.two_sample["two_sample_accuracy"]
 
 
+@metric("two_sample_se")
+def _two_sample_se(s: Scored) -> float | None:
+    return None if s.two_sample is None else s.two_sample.get("two_sample_se")
+
+
 @metric("per_digit_two_sample_max")
 def _per_digit_two_sample_max(s: Scored) -> float | None:
     per_digit = None if s.two_sample is None or s.labels is None else s.two_sample.get("per_digit_two_sample")

@@ -19,6 +19,7 @@ class Metric:
     better: str  # "lower" | "higher"
     fmt: str = ".4g"  # format spec of one value
     headline: bool = False  # a column of the compare page and a metric of the model card
+    error: str | None = None  # the key of its standard error, shown beside it ("0.900 +- 0.003")
 
     def best(self, values: list[float]) -> float:
         return min(values) if self.better == "lower" else max(values)
@@ -26,18 +27,26 @@ class Metric:
     def format(self, value) -> str:
         return "" if value is None else format(value, self.fmt) if isinstance(value, (int, float)) else str(value)
 
+    def reading(self, scores: dict) -> str:
+        """Its value in a set's scores, with its standard error when they hold one."""
+        error = scores.get(self.error) if self.error else None
+        return self.format(scores[self.key]) + ("" if error is None else f" +- {self.format(error)}")
+
 
 METRICS: dict[str, Metric] = {
     m.key: m
     for m in (
         Metric(
             "two_sample_accuracy",
-            "two-sample test accuracy (a fresh CNN tells them from real test digits; 0.5 = indistinguishable)",
+            "two-sample test accuracy (a fresh CNN, trained until it stops improving, tells them from real test digits;"
+            " 0.5 = indistinguishable)",
             "C2ST",
             "lower",
             ".3f",
             headline=True,
+            error="two_sample_se",
         ),
+        Metric("two_sample_se", "its standard error (binomial, over the held-out images)", "C2ST SE", "lower", ".3f"),
         Metric(
             "per_digit_two_sample_max", "worst per-digit two-sample test accuracy", "worst digit C2ST", "lower", ".3f"
         ),
@@ -61,3 +70,20 @@ METRICS: dict[str, Metric] = {
         Metric("closer_than_test_1pct", "share closer than 99% of test images", "near copies", "lower", ".4f"),
     )
 }
+
+METRICS_FILE = "results/evaluate/metrics.json"  # the evaluate stage's metrics, in a checkout of the pipeline
+SUMMARY = ("two_sample_accuracy", "fid", "precision", "recall", "label_accuracy")  # a run's one-line summary
+
+
+def summary(scores: dict, floor: dict | None = None, keys: tuple[str, ...] = SUMMARY) -> str:
+    """One line of a set's metrics by their short labels, each the set has, the floor's beside it:
+    "C2ST 0.900 +- 0.003 (real 0.532 +- 0.005), FID 5.98 (real 3.24), ..." (the evaluate stage's last line, the
+    release's tag message, the GPU check's and the study's lines)."""
+    floor = floor or {}
+    parts = []
+    for key in keys:
+        if scores.get(key) is not None:
+            m = METRICS[key]
+            beside = f" (real {m.reading(floor)})" if floor.get(key) is not None else ""
+            parts.append(f"{m.short} {m.reading(scores)}{beside}")
+    return ", ".join(parts)

@@ -16,6 +16,7 @@ import torch
 from mnist_gan.data.pixels import to_float, to_uint8
 from mnist_gan.evaluation.classifier import MnistClassifier, at_classifier_size, predict
 from mnist_gan.evaluation.metrics import Scored, class_coverage, knn_radii, nearest_training_images, summarize
+from mnist_gan.evaluation.registry import summary
 from mnist_gan.evaluation.two_sample import TwoSampleResult, two_sample_test
 from mnist_gan.gan.models import Generator, asks_digits
 from mnist_gan.gan.sampling import balanced_labels, generate, load_generator
@@ -53,15 +54,7 @@ class Evaluation:
 
     def summary(self) -> str:
         """The evaluate stage's one line: the headline metrics beside the real floor's."""
-        g, r = self.metrics["generated"], self.metrics["real_floor"]
-        conditional = f", label accuracy {g['label_accuracy']:.4f}" if "label_accuracy" in g else ""
-        floor = f" (real floor {r['two_sample_accuracy']:.3f})" if "two_sample_accuracy" in r else ""
-        return (
-            f"two-sample accuracy {g['two_sample_accuracy']:.3f}{floor}, "
-            f"FID {g['fid']:.2f} (real floor {r['fid']:.2f}), score {g['classifier_score']:.2f} "
-            f"(real {r['classifier_score']:.2f}), classes {g['classes_covered']}/10, "
-            f"precision {g['precision']:.3f}, recall {g['recall']:.3f}{conditional}"
-        )
+        return summary(self.metrics["generated"], self.metrics["real_floor"])
 
 
 def evaluate(
@@ -109,6 +102,9 @@ def evaluate(
         for scored, out in ((gen, metrics["generated"]), (floor, metrics["real_floor"])):
             if scored.two_sample is not None and "per_digit_two_sample" in scored.two_sample:
                 out["per_digit_two_sample"] = scored.two_sample["per_digit_two_sample"]
+    for scored, out in ((gen, metrics["generated"]), (floor, metrics["real_floor"])):
+        if scored.two_sample is not None and "two_sample_epochs" in scored.two_sample:
+            out["two_sample_epochs"] = scored.two_sample["two_sample_epochs"]
     return Evaluation(metrics, samples, labels, fake_probs, real_probs, fake_nn, fake_nn_idx, c2st)
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_gan.data.pixels import to_float
+from mnist_gan.evaluation.fitting import Fit, Fitted, batches, fit
 from mnist_gan.settings.configs import TwoSampleConfig
 
 
@@ -53,6 +53,8 @@ class TwoSampleNet(nn.Module):
 @dataclass
 class TwoSampleResult:
     accuracy: float  # held-out accuracy: 0.5 = indistinguishable
+    se: float  # its binomial standard error over the held-out images
+    epochs: int  # the epoch whose weights were scored (the lowest validation loss)
     per_digit: list[float] | None  # the same predictions, digit by digit (when both sets' digits are known)
     p_other: torch.Tensor  # P(second set) of each held-out image of the second set (the samples)
     p_real: torch.Tensor  # P(first set) of each held-out image of the first set (the real digits)
@@ -62,7 +64,12 @@ class TwoSampleResult:
     def metrics(self) -> dict:
         """What a scored set records (`metrics.Scored.two_sample`; the two_sample stage's metrics.json)."""
         per_digit = {} if self.per_digit is None else {"per_digit_two_sample": self.per_digit}
-        return {"two_sample_accuracy": self.accuracy, **per_digit}
+        return {
+            "two_sample_accuracy": self.accuracy,
+            "two_sample_se": self.se,
+            "two_sample_epochs": self.epochs,
+            **per_digit,
+        }
 
     def surest(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices of the `n` held-out second-set images the test is surest are not real (the least real samples),
@@ -97,50 +104,44 @@ def two_sample_test(
     device: torch.device | str = "cpu",
 ) -> TwoSampleResult:
     """Train a fresh `TwoSampleNet` to tell `other_u8` (label 1) from `real_u8` (label 0), both uint8
-    (N, 1, 28, 28), on half of each; score it on the other halves. The larger set is cut to the smaller's size so
-    chance stays at 0.5. Digits per image (`real_labels`, `other_labels`) give the per-digit accuracies."""
+    (N, 1, 28, 28), on half of each, until its loss on a validation part of that half stops falling; score it on
+    the other halves. The larger set is cut to the smaller's size so chance stays at 0.5. Digits per image
+    (`real_labels`, `other_labels`) give the per-digit accuracies."""
     n = min(len(real_u8), len(other_u8))
     train_r, held_r = halves(n, cfg.seed)
     train_o, held_o = halves(n, cfg.seed + 1)
     x = torch.cat([real_u8[train_r], other_u8[train_o]])
     y = torch.cat([torch.zeros(len(train_r)), torch.ones(len(train_o))])
-    net = train_net(x, y, cfg, torch.device(device))
+    net, fitted = train_net(x, y, cfg, torch.device(device))
     p_real = 1 - predict(net, real_u8[held_r])
     p_other = predict(net, other_u8[held_o])
-    correct = torch.cat([p_real > 0.5, p_other > 0.5])
+    correct = torch.cat([p_real > 0.5, p_other > 0.5]).double()
+    accuracy = float(correct.mean())
+    se = (accuracy * (1 - accuracy) / len(correct)) ** 0.5
     per_digit = None
     if real_labels is not None and other_labels is not None:
         digits = torch.cat([real_labels[:n][held_r], other_labels[:n][held_o]])
-        per_digit = [float(correct[digits == d].double().mean()) for d in range(int(digits.max()) + 1)]
-    return TwoSampleResult(float(correct.double().mean()), per_digit, p_other, p_real, held_o, held_r)
+        per_digit = [float(correct[digits == d].mean()) for d in range(int(digits.max()) + 1)]
+    return TwoSampleResult(accuracy, se, fitted.best_epoch, per_digit, p_other, p_real, held_o, held_r)
 
 
-def train_net(x_u8: torch.Tensor, y: torch.Tensor, cfg: TwoSampleConfig, device: torch.device) -> TwoSampleNet:
-    """Adam with a one-cycle schedule (as the classifier stage), binary cross-entropy on logits, fp32."""
+def train_net(
+    x_u8: torch.Tensor, y: torch.Tensor, cfg: TwoSampleConfig, device: torch.device
+) -> tuple[TwoSampleNet, Fitted]:
+    """Adam at a constant rate, binary cross-entropy on logits, fp32; a seeded `cfg.validation` share of the
+    images is held out to stop the training (`fitting.fit`)."""
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed + 2))
+    n_val = round(len(y) * cfg.validation)
+    val, train = order[:n_val], order[n_val:]
     torch.manual_seed(cfg.seed)
-    net = TwoSampleNet(cfg.width).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    steps = -(-len(y) // cfg.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps)
-    rng = torch.Generator().manual_seed(cfg.seed)
-    x_u8, y = x_u8.to(device), y.to(device)
-    for _ in range(cfg.epochs):
-        for idx in torch.randperm(len(y), generator=rng).to(device).split(cfg.batch_size):
-            logits = net(to_float(x_u8[idx]).contiguous(memory_format=torch.channels_last))
-            loss = F.binary_cross_entropy_with_logits(logits, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-    return net.eval()
+    net = TwoSampleNet(cfg.width).to(device)
+    how = Fit(cfg.max_epochs, cfg.batch_size, cfg.lr, cfg.seed, patience=cfg.patience)
+    fitted = fit(net, F.binary_cross_entropy_with_logits, x_u8[train], y[train], how, (x_u8[val], y[val]))
+    return net, fitted
 
 
 @torch.no_grad()
 def predict(net: TwoSampleNet, images_u8: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """P(second set) of each uint8 image."""
     device = next(net.parameters()).device
-    out = [
-        torch.sigmoid(net(to_float(chunk.to(device)).contiguous(memory_format=torch.channels_last))).cpu()
-        for chunk in images_u8.split(batch_size)
-    ]
-    return torch.cat(out)
+    return torch.cat([torch.sigmoid(net(chunk.to(device))).cpu() for chunk in batches(images_u8, batch_size)])

@@ -66,7 +66,13 @@ def metrics_section(page: Page, p: Params, evaluation: dict, eval_dir: Path) -> 
         f"workspace`) or `dvc exp show`."
     )
     gen, floor = evaluation["generated"], evaluation["real_floor"]
-    rows = [[m.label, m.format(gen.get(k)), m.format(floor.get(k)), m.better] for k, m in METRICS.items() if k in gen]
+    errors = {m.error for m in METRICS.values() if m.error}  # shown beside their metric ("0.927 +- 0.003")
+    reading = lambda m, scores: m.reading(scores) if scores.get(m.key) is not None else ""  # noqa: E731
+    rows = [
+        [m.label, reading(m, gen), reading(m, floor), m.better]
+        for k, m in METRICS.items()
+        if k in gen and k not in errors
+    ]
     page.table(["metric", "this run", "real floor", "better"], rows)
     if "per_digit_fid" in gen:
         page.paragraph(

@@ -227,11 +227,17 @@ class EvaluateConfig:
 
 @config
 class TwoSampleConfig:
-    epochs: int = setting(
-        "passes of the test's network over its training half (trained longer, it tells more apart)", ge=1, le=100
+    max_epochs: int = setting(
+        "the most passes of the test's network over its training half; it stops earlier (patience)", ge=1, le=1000
     )
+    patience: int = setting(
+        "stop once the loss on the validation part has not fallen for this many epochs; the best epoch is scored",
+        ge=1,
+        le=100,
+    )
+    validation: float = setting("share of the training half held out for that loss", gt=0.0, lt=1.0)
     batch_size: int = setting("images per step", ge=1, le=65536)
-    lr: float = setting("peak Adam learning rate of the one-cycle schedule", gt=0.0, lt=1.0)
+    lr: float = setting("Adam learning rate (constant)", gt=0.0, lt=1.0)
     width: int = setting(
         "channels of the network's first convolutions (twice that after the first pooling)", ge=1, le=256
     )
