@@ -48,10 +48,13 @@ from typing import Annotated
 import torch
 import typer
 
+from benchmarks.train_speed import timed_steps
 from mnist_gan.data.mnist import MNIST_MD5, load_split, verify_raw
 from mnist_gan.evaluation.classifier import predict
 from mnist_gan.evaluation.fitting import train_classifier
 from mnist_gan.evaluation.probe import QualityProbe
+from mnist_gan.evaluation.registry import SUMMARY
+from mnist_gan.evaluation.registry import summary as metrics_line
 from mnist_gan.evaluation.scoring import Evaluation, evaluate_weights
 from mnist_gan.gan.build import build_trainer, train_run
 from mnist_gan.gan.sampling import generate, load_generator
@@ -191,19 +194,6 @@ class Data:
 
 
 # -- 2. speed -------------------------------------------------------------------------------------------------
-def timed_steps(trainer: Trainer, warmup: int, steps: int, device: torch.device) -> tuple[float, float]:
-    """(seconds of the warm-up steps, img/s over `steps` steps after them)."""
-    sync(device)
-    t = time.perf_counter()
-    trainer.run_epoch(1, 0, max_steps=warmup)
-    sync(device)
-    warm = time.perf_counter() - t
-    t = time.perf_counter()
-    trainer.run_epoch(2, 0, max_steps=steps)  # run_epoch stops after max_steps of this call's own count
-    sync(device)
-    return warm, steps * trainer.cfg.batch_size * trainer.cfg.d_steps / (time.perf_counter() - t)
-
-
 def default_trainer(
     params: Params, data: Data, device, precision: str, graph: bool, compile_mode: str | None = None, **changes
 ) -> Trainer:
@@ -390,7 +380,7 @@ def train_and_score(
     eval_s = time.perf_counter() - t
     n = result.samples.shape[0]
     g, r = result.metrics["generated"], result.metrics["real_floor"]
-    keys = ("fid", "precision", "recall", "label_accuracy", "classifier_score", "per_digit_fid_max")
+    keys = (*SUMMARY, "two_sample_se", "classifier_score", "per_digit_fid_max")
     summary = {
         "describe": trainer.describe(),
         "step": "cuda graph" if trainer.graphed is not None else f"eager ({trainer.eager_why})",
@@ -403,13 +393,6 @@ def train_and_score(
         "epochs": hooks.epochs,
     }
     return summary, folder / "generator.pt", hooks, result
-
-
-def metrics_line(m: dict) -> str:
-    acc = m.get("label_accuracy")
-    return f"FID {m['fid']:.2f}, precision {m['precision']:.3f}, recall {m['recall']:.3f}" + (
-        f", label accuracy {100 * acc:.2f}%" if acc is not None else ""
-    )
 
 
 def full_run(entry: dict, check: Check, params: Params, data: Data, device, clf, work: Path, quick: bool):
@@ -429,8 +412,8 @@ def full_run(entry: dict, check: Check, params: Params, data: Data, device, clf,
         summary=True,
     )
     check.say(
-        f"evaluate ({summary['n_samples']} samples, {summary['evaluate_s']} s): {metrics_line(summary['generated'])}"
-        f" (real floor {metrics_line(summary['real_floor'])})",
+        f"evaluate ({summary['n_samples']} samples, {summary['evaluate_s']} s): "
+        + metrics_line(summary["generated"], summary["real_floor"]),
         summary=True,
     )
     return weights

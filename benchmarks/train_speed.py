@@ -31,9 +31,8 @@ import typer
 from torch import nn
 
 from mnist_gan.data.mnist import load_processed
-from mnist_gan.gan.build import gan_config
+from mnist_gan.gan.build import build_trainer, gan_config
 from mnist_gan.gan.models import build_gan
-from mnist_gan.gan.parallel import prepare_models
 from mnist_gan.gan.step import Models, train_step
 from mnist_gan.gan.trainer import Trainer
 from mnist_gan.runtime import cpu_class, native_bf16, pick_device, set_cpu_threads
@@ -94,19 +93,30 @@ def reference_loop(cfg: GANConfig, raw_root: Path, batch_size: int, steps: int, 
 
 
 def our_loop(trainer: Trainer, steps: int, device: torch.device) -> float:
-    trainer.run_epoch(0, 0, max_steps=3)  # warm-up (and compilation, if enabled)
-    _sync(device)
-    start = time.perf_counter()
-    trainer.run_epoch(0, 0, max_steps=steps)
-    _sync(device)
-    return steps * trainer.cfg.batch_size / (time.perf_counter() - start)
+    """img/s (real images D sees) over `steps` steps after 3 warm-up steps (and compilation, if enabled)."""
+    return timed_steps(trainer, 3, steps, device)[1]
 
 
-def make_trainer(cfg: GANConfig, batch: int, precision: str, images: torch.Tensor, dev: torch.device) -> Trainer:
-    torch.manual_seed(0)
-    tcfg = replace(seed_networks("dcgan")[1], batch_size=batch, log_every=10**9, precision=precision)
-    generator, discriminator = prepare_models(*build_gan(cfg, "dcgan"), tcfg, dev)
-    return Trainer(generator, discriminator, images.to(dev), tcfg, dev)
+def timed_steps(trainer: Trainer, warmup: int, steps: int, device: torch.device) -> tuple[float, float]:
+    """(seconds of the warm-up steps, img/s over `steps` steps after them; img = the real images D sees, so a
+    d_steps > 1 run counts each of its D steps' batches)."""
+    _sync(device)
+    t = time.perf_counter()
+    trainer.run_epoch(1, 0, max_steps=warmup)
+    _sync(device)
+    warm = time.perf_counter() - t
+    t = time.perf_counter()
+    trainer.run_epoch(2, 0, max_steps=steps)  # run_epoch stops after max_steps of this call's own count
+    _sync(device)
+    return warm, steps * trainer.images_per_step / (time.perf_counter() - t)
+
+
+def make_trainer(name: str, batch: int, precision: str, data: dict, dev: torch.device) -> Trainer:
+    """Seed recipe `name`'s run at `batch` and `precision`, built as the train stage builds it
+    (`build.build_trainer`: seeded, its configs derived and resolved)."""
+    p = recipe_params(MODELS[name])
+    train = replace(p.train, batch_size=batch, log_every=10**9, precision=precision)
+    return build_trainer(p.gan, train, p.normalize.image_size, data, dev)
 
 
 def _sync(device: torch.device) -> None:
@@ -266,7 +276,7 @@ def main(
     dev = pick_device(device)
     if dev.type == "cpu":
         set_cpu_threads(None)
-    images = load_processed(Path("data/processed/train.pt"))["images"]
+    data = load_processed(Path("data/processed/train.pt"))
     gemm, conv = matmul_peak(dev), conv_peak(dev)
     peak = max(gemm, conv)
     report: dict = {
@@ -285,7 +295,7 @@ def main(
     for name in models.split(","):
         cfg, seed_train = seed_networks(name)
         batch = seed_train.batch_size
-        trainers = {p: make_trainer(cfg, batch, p, images, dev) for p in precisions}
+        trainers = {p: make_trainer(name, batch, p, data, dev) for p in precisions}
         flops = flops_per_step(trainers["fp32"])
         ref, ours = [], {p: [] for p in precisions}
         for _ in range(repeats):  # interleaved: machine noise hits every row alike
@@ -302,17 +312,12 @@ def main(
             share = f"   {100 * fraction:.0f}% of the fp32 peak" if p == "fp32" else ""  # bf16 has its own peak
             typer.echo(f"{'':6s} this trainer, {p}: {o:8.0f} img/s   x{o / r:.2f}{share}")
     if profile:
-        typer.echo(
-            profile_fp32(
-                make_trainer(seed_networks("dcgan")[0], seed_networks("dcgan")[1].batch_size, "fp32", images, dev)
-            )
-        )
+        typer.echo(profile_fp32(make_trainer("dcgan", seed_networks("dcgan")[1].batch_size, "fp32", data, dev)))
     if batches:
         report["batch_scaling"] = {}
         for b in map(int, batches.split(",")):
             row = {
-                p: our_loop(make_trainer(seed_networks("dcgan")[0], b, p, images, dev), max(10, steps * 128 // b), dev)
-                for p in precisions
+                p: our_loop(make_trainer("dcgan", b, p, data, dev), max(10, steps * 128 // b), dev) for p in precisions
             }
             report["batch_scaling"][b] = row
             typer.echo(f"dcgan batch {b:4d}: " + "   ".join(f"{p} {v:6.0f} img/s" for p, v in row.items()))

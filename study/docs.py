@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from mnist_gan.evaluation.registry import METRICS, METRICS_FILE, summary
+from mnist_gan.outputs.page import markdown_table as table
 from study.rows import (
     QUALITY,
     ROOT,
@@ -55,12 +57,6 @@ def out(text: str) -> None:
         print(text)
 
 
-def table(head: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    padded = [[*map(str, r), *[""] * (len(head) - len(r))] for r in body]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in padded])
-
-
 def recipes() -> None:
     """docs/recipes.md: the five `dvc exp run` lines (src/mnist_gan/settings/recipes.yaml)."""
     from mnist_gan.settings.recipes import shell_lines
@@ -90,8 +86,15 @@ def earlier(params: dict) -> bool:
     return all(p.get(k) == v for k, v in EARLIER_OPTIMIZER.items())
 
 
-def metric_cells(g: dict, conditional: bool = True) -> list[str]:
-    cells = [number(g.get("two_sample_accuracy"), ".3f"), number(g.get("fid"), ".2f")]
+def metric_cells(g: dict, conditional: bool = True, fast: bool = False) -> list[str]:
+    """A row's metrics as table cells: the two-sample reading with its standard error, or (`fast`) the retired
+    6-epoch reading of a row scored before the test trained to convergence (a ranking, not comparable)."""
+    c2st = METRICS["two_sample_accuracy"]
+    if fast:
+        cells = [number(g.get("two_sample_fast"), ".3f")]
+    else:
+        cells = [c2st.reading(g) if g.get(c2st.key) is not None else ""]
+    cells += [number(g.get("fid"), ".2f")]
     cells += [number(g.get("precision"), ".3f"), number(g.get("recall"), ".3f")]
     if conditional:
         cells += [percent(g.get("label_accuracy")), number(g.get("per_digit_fid_max"), ".1f")]
@@ -100,10 +103,11 @@ def metric_cells(g: dict, conditional: bool = True) -> list[str]:
 
 SCALARS = ("two_sample_accuracy", "fid", "precision", "recall", "label_accuracy", "per_digit_fid_max")
 METRIC_HEAD = ["two-sample acc.", "FID", "precision", "recall"]
+FAST_HEAD = "two-sample acc., 6-epoch test"  # the test's reading before it trained to convergence
 CONDITIONAL_HEAD = ["label accuracy", "worst digit FID"]
 
 
-def study_table(rows: list[dict], times: dict, conditional: bool, base: dict | None = None) -> str:
+def study_table(rows: list[dict], times: dict, conditional: bool, base: dict | None = None, fast: bool = False) -> str:
     """The quality rows of one mode as Markdown, cheapest first (then best FID): the setting as its `-S` changes
     from `base` (default: params.yaml), its counted cost, its train minutes where its network was timed, and the
     evaluate stage's metrics."""
@@ -118,7 +122,7 @@ def study_table(rows: list[dict], times: dict, conditional: bool, base: dict | N
                 r["params"]["seed"],
                 f"{r['flops_per_image'] / 1e6:.0f}",
                 *(number(m, ".1f") for m in minutes),
-                *metric_cells(r["generated"], conditional),
+                *metric_cells(r["generated"], conditional, fast),
             ]
         )
     changes = "`-S` from the default" if base is None else "`-S` from that"
@@ -130,34 +134,49 @@ def study_table(rows: list[dict], times: dict, conditional: bool, base: dict | N
         "train min, bf16",
         "fp32",
         "fp32, AVX2 limit",
-        *METRIC_HEAD,
+        FAST_HEAD if fast else METRIC_HEAD[0],
+        *METRIC_HEAD[1:],
         *(CONDITIONAL_HEAD if conditional else []),
     ]
     return table(head, body)
 
 
-def study(conditional: bool, widths: bool = False, two_sample: bool = True) -> None:
+def study(conditional: bool, widths: bool = False, two_sample: str | None = "patient") -> None:
     """docs/pareto.md: the quality rows of one mode with their cost, each as its `-S` changes to the committed
-    default: those scored by the two-sample test, or (`two_sample=False`) the earlier rows scored without it; or
-    (`widths`) the width and EMA sweeps that ran with the earlier optimizer, as changes to the default with that
-    optimizer."""
+    default: those scored by the two-sample test trained to convergence (`two_sample="patient"`), by the earlier
+    6-epoch test ("fast"), or by neither (None); or (`widths`) the width and EMA sweeps that ran with the earlier
+    optimizer, as changes to the default with that optimizer."""
     base = {**committed(), **EARLIER_OPTIMIZER} if widths else None
     mine = [r for r in read(QUALITY) if earlier(r["params"]) == widths]
     if not widths:
-        mine = [r for r in mine if (r["generated"].get("two_sample_accuracy") is not None) == two_sample]
-    out(study_table(mine, quiet_times(SPEED), conditional, base))
+        mine = [r for r in mine if two_sample_reading(r["generated"]) == two_sample]
+    out(study_table(mine, quiet_times(SPEED), conditional, base, fast=two_sample == "fast"))
+
+
+def two_sample_reading(g: dict) -> str | None:
+    """Which two-sample test scored a row: "patient" (trained to convergence), "fast" (the earlier 6-epoch test)
+    or None."""
+    if g.get("two_sample_se") is not None:
+        return "patient"
+    return "fast" if g.get("two_sample_fast") is not None else None
 
 
 def repro(part: str) -> dict:
     """The committed `dvc repro`'s evaluate metrics: `generated` or `real_floor` (results/evaluate/metrics.json)."""
-    return json.loads((ROOT / "results" / "evaluate" / "metrics.json").read_text())[part]
+    return json.loads((ROOT / METRICS_FILE).read_text())[part]
 
 
 def default_runs(conditional: bool) -> list[dict]:
     """The generated metrics of every run of the committed params in one mode: the committed `dvc repro` first
-    (conditional; its seed's study row, if any, is left out), then the study's runs at other seeds."""
+    (conditional; its seed's study row, if any, is left out), then the study's runs at other seeds scored by
+    today's evaluation (the latest row of each seed)."""
     base, seed = {**committed(), "conditional": conditional}, committed()["seed"]
-    runs = [r for r in read(QUALITY) if not difference(r["params"], base)]
+    latest = {  # a rerun replaces; rows scored before the two-sample test trained to convergence are not today's
+        r["params"]["seed"]: r
+        for r in read(QUALITY)
+        if not difference(r["params"], base) and r["generated"].get("two_sample_se") is not None
+    }
+    runs = list(latest.values())
     if not conditional:
         return [(r["params"]["seed"], r["generated"]) for r in runs]
     others = [(r["params"]["seed"], r["generated"]) for r in runs if r["params"]["seed"] != seed]
@@ -188,8 +207,6 @@ def results() -> None:
 
 def legend() -> None:
     """README: what each column of `results()` measures and which way is better (the metric registry's words)."""
-    from mnist_gan.evaluation.registry import METRICS
-
     heads = dict(zip(SCALARS, [*METRIC_HEAD, *CONDITIONAL_HEAD], strict=True))
     out("\n".join(f"- **{heads[k]}**: {METRICS[k].label}; {METRICS[k].better} is better" for k in SCALARS))
 
@@ -269,8 +286,7 @@ def settings_table() -> None:
     body = []
     for key in flat:  # params.yaml's order
         field = FIELDS[key]
-        cell = lambda text: text.replace("|", "\\|")  # noqa: E731
-        body.append([f"`{key}`", f"`{json.dumps(flat[key])}`", cell(allowed(field)), cell(field.description)])
+        body.append([f"`{key}`", f"`{json.dumps(flat[key])}`", allowed(field), field.description])
     out(table(["key", "value in params.yaml", "accepts", "what it does"], body))
 
 
@@ -316,10 +332,8 @@ def example(name: str, changes: str) -> None:
     if row is None:
         return
     g, default = row["generated"], repro("generated")
-    words = lambda m: (  # noqa: E731
-        f"two-sample accuracy {number(m.get('two_sample_accuracy'), '.3f')}, FID {m['fid']:.2f}, "
-        f"label accuracy {percent(m.get('label_accuracy'))}"
-    )
+    c2st = all(m.get("two_sample_accuracy") is not None for m in (g, default))  # both read by today's test
+    words = lambda m: summary(m, keys=("two_sample_accuracy",) * c2st + ("fid", "label_accuracy"))  # noqa: E731
     out(
         f"`dvc exp run {changes}` (D's rate follows: `lr_d_ratio` x `lr`) trained here to {words(g)}, against the "
         f"default's {words(default)} (seed {row['params']['seed']}; [docs/pareto.md](docs/pareto.md) row `{name}`)."

@@ -36,6 +36,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from mnist_gan.evaluation.registry import METRICS_FILE, summary
 from mnist_gan.outputs.curves import metric_file, read_tsv
 from study.flops import train_flops
 from study.rows import QUALITY, ROOT, SHOWN, SPEED, append, quiet_times, read
@@ -227,8 +228,7 @@ def score(
     append(row, table)
     g = row["generated"]
     typer.echo(
-        f"{name}: two-sample {g['two_sample_accuracy']:.3f}, FID {g['fid']:.2f}, precision {g['precision']:.3f}, "
-        f"recall {g['recall']:.3f}, {row['flops_per_image'] / 1e6:.0f} MFLOP/img, {row['train_flops'] / 1e12:.1f} TFLOP"
+        f"{name}: {summary(g)}, {row['flops_per_image'] / 1e6:.0f} MFLOP/img, {row['train_flops'] / 1e12:.1f} TFLOP"
     )
 
 
@@ -248,7 +248,7 @@ def adopt(
         params,
         "native",
         "bf16" if params["precision"] == "auto" and native_bf16 else "fp32",
-        folder / "results/evaluate/metrics.json",
+        folder / METRICS_FILE,
         metric_file(folder / "results/train", "quality/fid"),
     )
     append(row, table)

@@ -61,12 +61,12 @@ def test_raw_files_are_verified(tmp_path, raw_mnist):
 
 def test_graph_unsupported_says_why():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert "CUDA device" in graph_unsupported(cpu, 1, False, False)
-    assert "DDP" in graph_unsupported(cuda, 2, False, False)
-    assert "compile" in graph_unsupported(cuda, 1, True, False)
-    assert "gradient penalty" in graph_unsupported(cuda, 1, False, True)
-    assert "lazy regularization" in graph_unsupported(cuda, 1, False, False, lazy=True)
-    assert graph_unsupported(cuda, 1, False, False) is None
+    assert "CUDA device" in graph_unsupported(cpu, 1)
+    assert "DDP" in graph_unsupported(cuda, 2)
+    assert "compile" in graph_unsupported(cuda, 1, compiled=True)
+    assert "gradient penalty" in graph_unsupported(cuda, 1, random_penalty=True)
+    assert "lazy regularization" in graph_unsupported(cuda, 1, lazy=True)
+    assert graph_unsupported(cuda, 1) is None
 
 
 def test_cpu_trainer_stays_eager_and_says_so():

@@ -7,15 +7,10 @@ import pytest
 import torch
 
 from mnist_gan.gan.models import build_gan
-from mnist_gan.gan.schedules import SCHEDULES, lr_factor
+from mnist_gan.gan.schedules import lr_factor
 from mnist_gan.gan.step import make_optimizers
-from mnist_gan.settings.configs import SCHEDULES as NAMES
 from tests.conftest import DEFAULTS
 from tests.test_training import Recorder, files_in, small_trainer
-
-
-def test_the_schedules_are_the_names_params_accepts():
-    assert tuple(SCHEDULES) == NAMES
 
 
 def test_shapes():

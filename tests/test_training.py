@@ -271,7 +271,7 @@ def test_every_family_objective_and_conditioning_trains_and_round_trips(
     means = trainer.run_epoch(1, 0, max_steps=2)
     assert all(torch.isfinite(torch.tensor(v)) for v in means.values()), means
     assert any(not torch.equal(a, b) for a, b in zip(g0, trainer.g.parameters(), strict=True))
-    best = trainer.best_generator()
+    best = trainer.sampling_generator()
     assert best is trainer.ema.model and not best.training
     save_torch(weights_file(best), tmp_path / "generator.pt")
     loaded = load_generator(tmp_path / "generator.pt")

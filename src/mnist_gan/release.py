@@ -21,12 +21,11 @@ import yaml
 
 from mnist_gan import vcs
 from mnist_gan.errors import PipelineError
-from mnist_gan.evaluation.registry import METRICS
+from mnist_gan.evaluation.registry import METRICS_FILE, summary
 from mnist_gan.settings.configs import MODELS, conditioning_words
+from mnist_gan.settings.params import read_yaml
 
 BUMPS = ("major", "minor", "patch")
-METRICS_FILE = "results/evaluate/metrics.json"
-TAGGED = ("two_sample_accuracy", "fid", "precision", "recall", "label_accuracy")  # in every tag message
 
 
 class ReleaseError(PipelineError):
@@ -61,7 +60,7 @@ def expected_labels(params: dict) -> set[str]:
 
 def check_labels(repo: Path, declared: dict[str, dict]) -> None:
     """The labels that state a fact about the weights (a family, the conditioning) are those params.yaml trains."""
-    params = yaml.safe_load(vcs.show(repo, "HEAD", "params.yaml") or "{}")
+    params = read_yaml(vcs.show(repo, "HEAD", "params.yaml") or "{}")
     wanted, factual = expected_labels(params), {*MODELS, "conditional", "unconditional"}
     for name, spec in declared.items():
         labels = set(spec.get("labels") or ())
@@ -158,19 +157,12 @@ def metrics_line(repo: Path, rev: str = "HEAD") -> str:
     if text is None:
         return "no evaluate metrics at this commit"
     scores = json.loads(text)
-    gen, floor = scores.get("generated", {}), scores.get("real_floor", {})
-    parts = []
-    for key in TAGGED:
-        if key in gen:
-            m = METRICS[key]
-            beside = f" (real {m.format(floor[key])})" if key in floor else ""
-            parts.append(f"{m.short} {m.format(gen[key])}{beside}")
-    return ", ".join(parts)
+    return summary(scores.get("generated", {}), scores.get("real_floor"))
 
 
 def describe(repo: Path, rev: str = "HEAD") -> str:
     """One line for a tag message: family, conditioning, epochs, metrics."""
-    params = yaml.safe_load(vcs.show(repo, rev, "params.yaml") or "{}")
+    params = read_yaml(vcs.show(repo, rev, "params.yaml") or "{}")
     how = conditioning_words(params.get("conditional", True), params.get("clusters", 0))
     return f"{params.get('model')}, {how}, {params.get('epochs')} epochs; {metrics_line(repo, rev)}"
 

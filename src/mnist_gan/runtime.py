@@ -68,9 +68,9 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return requested
 
 
-def precision_reason(requested: str, device: torch.device) -> str:
-    """Why `resolve_precision` picked what it did, in words for the user: `fp32: this CPU has no native bf16 ...`."""
-    resolved = resolve_precision(requested, device)
+def precision_reason(requested: str, resolved: str, device: torch.device) -> str:
+    """Why `resolve_precision(requested, device)` gave `resolved`, in words for the user: `fp32: this CPU has no
+    native bf16 ...`."""
     if requested != "auto":
         return f"{resolved}: precision: {requested} in params.yaml"
     what = {"cpu": "CPU", "cuda": "GPU"}.get(device.type, device.type)

@@ -65,16 +65,16 @@ def build_trainer(
     normalize stage writes it. An unconditional run with `clusters` > 0 conditions on k-means clusters of the
     images instead of the digits (self-conditioning), so its labels are never read."""
     seed_everything(train.seed)
-    cfg = train_config(train, resolve_precision(train.precision, device))
+    precision = resolve_precision(train.precision, device)
+    cfg = train_config(train, precision)
     labels, prior = data["labels"], None
     if not cfg.conditional and cfg.clusters:
         labels, prior = self_condition_labels(data["images"], cfg.clusters, cfg.seed)
     networks = gan_config(gan, cfg, image_size, prior)
     generator, discriminator = prepare_models(*build_gan(networks, cfg.init), cfg, device, world)
     images = data["images"].to(device)
-    trainer = Trainer(generator, discriminator, images, cfg, device, rank, world, labels, cuda_graph, compile_mode)
-    trainer.precision_why = precision_reason(train.precision, device)
-    return trainer
+    why = precision_reason(train.precision, precision, device)
+    return Trainer(generator, discriminator, images, cfg, device, rank, world, labels, cuda_graph, compile_mode, why)
 
 
 def train_run(

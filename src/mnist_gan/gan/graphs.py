@@ -23,9 +23,10 @@ WARMUP_STEPS = 3  # eager steps on a side stream before the capture (PyTorch's w
 
 
 def graph_unsupported(
-    device: torch.device, world: int, compiled: bool, random_penalty: bool, lazy: bool = False
+    device: torch.device, world: int, *, compiled: bool = False, random_penalty: bool = False, lazy: bool = False
 ) -> str | None:
-    """Why a run cannot replay its step as a CUDA graph, or None when it can."""
+    """Why a run cannot replay its step as a CUDA graph, or None when it can (`step.StepPlan.graph_blocker` asks
+    with what its step does)."""
     if device.type != "cuda":
         return f"CUDA graphs need a CUDA device (this run is on {device.type})"
     if world > 1:
@@ -42,12 +43,12 @@ def graph_unsupported(
 class GraphedStep:
     """`step(idx, z) -> stats` with the same result as the eager `step`, replayed from a CUDA graph.
 
-    `step(idx, z, capturing)` must read only `idx` and `z` and tensors that live as long as the trainer (the
+    `step(idx, z, in_graph=True)` must read only `idx` and `z` and tensors that live as long as the trainer (the
     resident images and labels, the models, the optimizers); it returns a tensor of the step's stats. The returned
     stats live in the graph's memory and are overwritten by the next replay: read them before calling again.
     """
 
-    def __init__(self, step: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor], warmup: int = WARMUP_STEPS):
+    def __init__(self, step: Callable[..., torch.Tensor], warmup: int = WARMUP_STEPS):
         self.step, self.warmup, self.done = step, warmup, 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.idx = self.z = self.stats = None
@@ -58,7 +59,7 @@ class GraphedStep:
             side, main = torch.cuda.Stream(idx.device), torch.cuda.current_stream(idx.device)
             side.wait_stream(main)
             with torch.cuda.stream(side):
-                stats = self.step(idx, z, True)
+                stats = self.step(idx, z, in_graph=True)
             main.wait_stream(side)
             stats.record_stream(main)
             return stats
@@ -74,4 +75,4 @@ class GraphedStep:
         self.idx, self.z = idx.clone(), z.clone()
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.stats = self.step(self.idx, self.z, True)
+            self.stats = self.step(self.idx, self.z, in_graph=True)

@@ -8,13 +8,13 @@ bf16 autocast where the device runs it natively (`precision`); losses are always
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from mnist_gan.gan.graphs import graph_unsupported
 from mnist_gan.gan.losses import OBJECTIVES, REGULARIZERS, Objective, Regularizer, penalty_weights
 from mnist_gan.gan.models import has_batch_stats
 from mnist_gan.settings.configs import TrainConfig
@@ -38,13 +38,13 @@ class StepPlan:
     joint_d: bool  # score real and fake in one D pass: same maths without batch statistics, half the calls
     precision: str  # "bf16": autocast on `device_type`; "fp32": none
     device_type: str
-
-    def autocast(self, cache: bool = True):
-        """bf16 autocast, or nothing for fp32. `cache`: autocast's cache of cast weights, which a CUDA graph capture
-        must go without (the casts are redone, to the same values)."""
-        return autocast_for(self.precision, torch.device(self.device_type), cache)()
-
     reg_every: int = 1  # the penalties apply at every reg_every-th step (lazy regularization)
+
+    def autocast(self, cache: bool = True) -> torch.autocast:
+        """bf16 autocast, disabled for fp32. `cache`: autocast's cache of cast weights, which a CUDA graph capture
+        must go without (the casts are redone, to the same values)."""
+        bf16 = self.precision == "bf16"
+        return torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=cache)
 
     @property
     def lazy(self) -> bool:
@@ -54,6 +54,11 @@ class StepPlan:
     def draws(self) -> bool:
         """A penalty draws random numbers from the trainer's generator (which a CUDA graph cannot replay)."""
         return any(r.uses_rng for _, r in self.penalties)
+
+    def graph_blocker(self, device: torch.device, world: int, compiled: bool) -> str | None:
+        """Why this step cannot be replayed as one CUDA graph in a run on `device` with `world` processes
+        (`compiled`: torch.compile'd models), or None when it can (`graphs.GraphedStep`)."""
+        return graph_unsupported(device, world, compiled=compiled, random_penalty=self.draws, lazy=self.lazy)
 
 
 def plan_for(cfg: TrainConfig, discriminator: nn.Module, device: torch.device) -> StepPlan:
@@ -153,11 +158,3 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainCo
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=betas, **kind)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas, **kind)
     return opt_g, opt_d
-
-
-def autocast_for(precision: str, device: torch.device, cache: bool = True):
-    """A context manager factory: bf16 autocast on `device`, or nothing for fp32. `cache`: autocast's cache of
-    cast weights, which a CUDA graph capture must go without (the casts are redone, to the same values)."""
-    if precision == "bf16":
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache)
-    return contextlib.nullcontext

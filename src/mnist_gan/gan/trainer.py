@@ -24,7 +24,7 @@ from mnist_gan.data.pixels import to_float
 from mnist_gan.errors import PipelineError
 from mnist_gan.gan.checkpoints import fingerprint, settings_digest, unfinished_state
 from mnist_gan.gan.ema import EMA, recalibrate_bn
-from mnist_gan.gan.graphs import GraphedStep, graph_unsupported
+from mnist_gan.gan.graphs import GraphedStep
 from mnist_gan.gan.models import (
     asks_digits,
     conditioning,
@@ -139,13 +139,15 @@ class Trainer:
         labels: torch.Tensor | None = None,
         cuda_graph: bool = True,
         compile_mode: str | None = None,
+        precision_why: str = "",
     ):
         """`compile_mode`: torch.compile G and D in this mode ("default", "reduce-overhead", ...); None = the
-        `compile` setting's (its default mode, or none)."""
+        `compile` setting's (its default mode, or none). `precision_why`: why `cfg.precision` (shown at the start;
+        `runtime.precision_reason`). `build.build_trainer` is the way in: it seeds and derives every argument."""
         self.plan = plan_for(cfg, discriminator, device)  # objective, penalties, joint D pass, precision: once
         # the whole step replayed as one CUDA graph where the run allows it (gan/graphs.py)
         compile_mode = compile_mode or ("default" if cfg.compile else None)
-        why = graph_unsupported(device, world, compile_mode is not None, self.plan.draws, self.plan.lazy)
+        why = self.plan.graph_blocker(device, world, compiled=compile_mode is not None)
         self.eager_why = why if cuda_graph else "the eager step was asked for"  # None: replayed as a graph
         self.opt_g, self.opt_d = make_optimizers(generator, discriminator, cfg, capturable=self.eager_why is None)
         decay = ema_decay(cfg, world)
@@ -162,8 +164,8 @@ class Trainer:
         self.conv = cfg.channels_last and is_convolutional(self.g)
         self.perm_rng = torch.Generator()  # reseeded at every epoch (batches)
         self.noise_rng = torch.Generator(device=device)
-        per_step = cfg.batch_size * world * cfg.d_steps
-        self.steps_per_epoch = images_u8.shape[0] // per_step  # drop the ragged tail
+        self.images_per_step = cfg.batch_size * cfg.d_steps * world  # D sees this many real images per G step
+        self.steps_per_epoch = images_u8.shape[0] // self.images_per_step  # drop the ragged tail
         if self.steps_per_epoch < 1:
             raise PipelineError(
                 f"batch_size {cfg.batch_size} x {world} process(es) x d_steps {cfg.d_steps} "
@@ -171,7 +173,7 @@ class Trainer:
             )
         self.total_steps = cfg.epochs * self.steps_per_epoch  # what the learning-rate schedule spans
         self.warmup_steps = round(cfg.lr_warmup * self.steps_per_epoch)
-        self.precision_why = ""  # set by whoever resolved the precision (build.build_trainer)
+        self.precision_why = precision_why
         self.graphed = GraphedStep(self.step) if self.eager_why is None else None
 
     @property
@@ -196,15 +198,16 @@ class Trainer:
             epoch, step = int(state["epoch"]), int(state["step"])
         lead = self.rank == 0
         if lead:
-            per_step = cfg.batch_size * cfg.d_steps * self.world
-            hooks.start(Start(self.describe(), epoch, step, total, files.checkpoint, self.precision_why, per_step))
+            hooks.start(
+                Start(self.describe(), epoch, step, total, files.checkpoint, self.precision_why, self.images_per_step)
+            )
         try:
             while epoch < cfg.epochs and step < total:
                 epoch += 1
                 started, first = time.perf_counter(), step
                 means = self.run_epoch(epoch, step, max_steps, on_log=hooks.window if lead else None)
                 step = min(step + self.steps_per_epoch, total)
-                speed = (step - first) * cfg.batch_size * cfg.d_steps * self.world / (time.perf_counter() - started)
+                speed = (step - first) * self.images_per_step / (time.perf_counter() - started)
                 if lead:
                     self.end_epoch(files, hooks, epoch, step, means, speed, run_id, probe)
             if self.world > 1:
@@ -217,7 +220,7 @@ class Trainer:
         self, files: RunFiles, hooks: Hooks, epoch: int, step: int, means: dict, speed: float, run_id: str, probe
     ) -> None:
         """Rank 0 after an epoch: score, show, then save; G goes back to training mode."""
-        best = self.best_generator()  # the EMA generator with BN statistics recomputed, when EMA is on
+        best = self.sampling_generator()  # the EMA generator with BN statistics recomputed, when EMA is on
         fid = probe.fid(best) if probe is not None else None
         grid = self.sample(best, *fixed_inputs(self.latent_shape, self.g.cfg, self.cfg.seed))
         nrow = 8 if asks_digits(self.g.cfg) else 4
@@ -326,7 +329,7 @@ class Trainer:
                 else:
                     group["lr"] = base * factor
 
-    def best_generator(self) -> nn.Module:
+    def sampling_generator(self) -> nn.Module:
         """The generator that samples best, ready to sample: the EMA generator with its BatchNorm statistics
         recomputed when EMA is on, else G itself. Eval mode; call `self.g.train()` before training on."""
         if self.ema is None:
@@ -336,7 +339,7 @@ class Trainer:
 
     @torch.no_grad()
     def sample(self, generator: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """generator(z, y) (e.g. best_generator()) under the training precision, as float on the CPU."""
+        """generator(z, y) (e.g. sampling_generator()) under the training precision, as float on the CPU."""
         with self.plan.autocast():
             return generator(z.to(self.device), None if y is None else y.to(self.device)).float().cpu()
 

@@ -12,17 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import yaml
 
 from mnist_gan import vcs
 from mnist_gan.errors import PipelineError
-from mnist_gan.evaluation.registry import METRICS
+from mnist_gan.evaluation.registry import METRICS, METRICS_FILE
 from mnist_gan.outputs.curves import TRAINING, parse_tsv
 from mnist_gan.outputs.figures import figure_bytes
 from mnist_gan.outputs.page import Bold, Page, yaml_cell
+from mnist_gan.settings.params import read_yaml
 
 GRID = "results/sample/grid.png"
-METRICS_FILE = "results/evaluate/metrics.json"
 CURVES = ("train/loss_d", "train/loss_g", "quality/fid")  # curves.TRAINING keys: one panel each
 
 
@@ -67,7 +66,7 @@ def load(repo: Path, revision: Revision, experiment: bool = True) -> Revision:
     from dvc.fs import DVCFileSystem
 
     fs = DVCFileSystem(repo=str(repo), rev=None if revision.rev == "workspace" else revision.rev)
-    revision.params = yaml.safe_load(fs.read_text("params.yaml")) if fs.exists("params.yaml") else {}
+    revision.params = read_yaml(fs.read_text("params.yaml")) if fs.exists("params.yaml") else {}
     if fs.exists(METRICS_FILE):
         revision.metrics = json.loads(fs.read_text(METRICS_FILE))
     for key in CURVES:
@@ -152,7 +151,7 @@ def build_page(revisions: list[Revision], problems: list[str]) -> Page:
     def metric_cell(gen: dict, key: str) -> str:  # in the metric's own format, bold where best
         if key not in gen:
             return ""
-        text = METRICS[key].format(gen[key])
+        text = METRICS[key].reading(gen)  # with its standard error, where the run holds one
         return Bold(text) if gen[key] == best[key] else text
 
     rows = []

@@ -11,6 +11,7 @@ import json
 import yaml
 
 from mnist_gan.evaluation.registry import METRICS
+from mnist_gan.outputs.page import markdown_table
 
 FILES = {  # what to upload to a model hub, as is: the card is its README.md there
     "MODEL_CARD.md": "this card (README.md on a model hub)",
@@ -88,15 +89,12 @@ def _metrics_table(meta: dict[str, str]) -> str:
     if not metrics:
         return "No evaluation was recorded with this export.\n"
     gen, floor = metrics["generated"], metrics["real_floor"]
-    rows = ["| metric | this generator | real data (floor) | better |", "|---|---|---|---|"]
-    for key in card_metrics():
-        if key in gen:
-            m = METRICS[key]
-            rows.append(
-                f"| {m.label.replace('|', chr(92) + '|')} | {m.format(gen[key])} | "
-                f"{m.format(floor.get(key))} | {m.better} |"
-            )
-    return "\n".join(rows) + "\n"
+    rows = [
+        [m.label, m.reading(gen), m.reading(floor) if floor.get(m.key) is not None else "", m.better]
+        for m in map(METRICS.get, card_metrics())
+        if m.key in gen
+    ]
+    return markdown_table(["metric", "this generator", "real data (floor)", "better"], rows) + "\n"
 
 
 def render(meta: dict[str, str]) -> str:
@@ -132,7 +130,7 @@ def render(meta: dict[str, str]) -> str:
     size = cfg["image_size"]
     resized = " (MNIST's 28x28 digits resized up for this network)" if size != 28 else ""
     header = yaml.safe_dump(card_metadata(meta), sort_keys=False, allow_unicode=True)
-    files = "\n".join(f"| `{name}` | {what_} |" for name, what_ in FILES.items())
+    files = markdown_table(["file", "what it is"], [[f"`{name}`", what_] for name, what_ in FILES.items()])
     return f"""---
 {header}---
 
@@ -142,8 +140,6 @@ A GAN generator of {size}x{size} handwritten digits trained on MNIST by the mnis
 (see "How it was trained"). It {what}. `z` is standard normal noise of length {latent}; the output is a batch of
 {cfg["channels"]} x {cfg["image_size"]} x {cfg["image_size"]} images in [-1, 1] (`(x + 1) / 2` for [0, 1]).
 
-| file | what it is |
-|---|---|
 {files}
 
 ![samples of this generator](samples.png)

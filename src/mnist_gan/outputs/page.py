@@ -20,6 +20,17 @@ class Bold(str):
     """A table cell to show in bold: `**v**` in the Markdown, `<strong>v</strong>` in the HTML."""
 
 
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    """A GFM table (no trailing newline): a literal | in a cell is escaped (it would end the cell), a short row is
+    padded with empty cells. The report, the model card and the docs write their tables with it."""
+
+    def row(values: list) -> str:
+        values = [*map(str, values), *[""] * (len(header) - len(values))]
+        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+    return "\n".join([row(header), "|" + "---|" * len(header), *map(row, rows)])
+
+
 class Page:
     """A report written twice from one list of blocks: Markdown (images beside it) and self-contained HTML."""
 
@@ -41,11 +52,8 @@ class Page:
         header = [str(h) for h in header]
         cells = [[_cell(c) for c in row] for row in rows]
 
-        def md_row(values: list[str]) -> str:  # a literal | would end the cell: escape it (GFM tables)
-            return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |\n"
-
         # the blank line ends the table: without it a following image is parsed as one more row
-        self.md.append(md_row(header) + "|" + "---|" * len(header) + "\n" + "".join(map(md_row, cells)) + "\n")
+        self.md.append(markdown_table(header, cells) + "\n\n")
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in r) + "</tr>" for r in cells)
         self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")

@@ -30,10 +30,24 @@ STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
 config = dataclass(config=STRICT, kw_only=True)
 
 
-def setting(help: str, allowed: str | None = None, **bounds: Any) -> Any:
+NEW = object()  # `before`: the setting is as old as the study's rows (none ran without it)
+
+
+def setting(
+    help: str, allowed: str | None = None, *, before: Any = NEW, cost: bool = False, quiet: bool = False, **bounds: Any
+) -> Any:
     """A field params.yaml sets: no default (params.yaml holds every value), its bounds and its help line;
-    `allowed` words what a value must be where the type and bounds cannot say it."""
-    return Field(description=help, json_schema_extra={"allowed": allowed} if allowed else None, **bounds)
+    `allowed` words what a value must be where the type and bounds cannot say it. What the study and the weights
+    files need to know of it is declared here too (`facts`): `before`, the value that reproduces what ran before
+    the setting existed (a study row or a weights file without it); `cost`, whether it changes the train stage's
+    time per epoch; `quiet`, whether it is bookkeeping that changes no result (logging, layout, precision)."""
+    facts = {"allowed": allowed, "cost": cost, "quiet": quiet} | ({} if before is NEW else {"before": before})
+    return Field(description=help, json_schema_extra=facts, **bounds)
+
+
+def facts(field) -> dict[str, Any]:
+    """What `setting` declared of a field besides its type and help: allowed, before (if any), cost, quiet."""
+    return field.json_schema_extra or {}
 
 
 def _fetch_source(v: str) -> str:
@@ -51,11 +65,13 @@ class GANConfig:
     """The networks' shape: what `Generator(cfg)` and `Discriminator(cfg)` are built from."""
 
     model: Literal[tuple(MODELS)] = setting(
-        "dcgan (28x28, seed 000) | conv (seed 003) | mlp (seeds 001, 002) | dcgan64 (seed 004)"
+        "dcgan (28x28, seed 000) | conv (seed 003) | mlp (seeds 001, 002) | dcgan64 (seed 004)", cost=True
     )
     latent_dim: int = setting("length of the noise vector z (channels of the 7x7 noise map for `conv`)", ge=1, le=4096)
-    g_features: int = setting("conv models: generator width, ngf (dcgan: 256-128-64 channels for 64)", ge=1, le=1024)
-    d_features: int = setting("conv models: discriminator width, ndf", ge=1, le=1024)
+    g_features: int = setting(
+        "conv models: generator width, ngf (dcgan: 256-128-64 channels for 64)", ge=1, le=1024, cost=True
+    )
+    d_features: int = setting("conv models: discriminator width, ndf", ge=1, le=1024, cost=True)
     g_hidden: Sizes = setting("mlp only: generator hidden layer sizes", min_length=1, max_length=8)
     d_hidden: Sizes = setting("mlp only: discriminator hidden layer sizes", min_length=1, max_length=8)
     g_activation: Literal["relu", "leaky_relu"] = setting(
@@ -69,24 +85,28 @@ class GANConfig:
     num_classes: int = 0  # derived: 0 = unconditional; 10 = G(z, y), D(x, y) for digits y; K = K clusters
     class_prior: list[float] | None = None  # derived, self-conditioning: each cluster's share of the training
     #   images; y is then a cluster id drawn from it, never a digit: an unconditional model to its user
-    spectral_norm: bool = setting("spectral norm on every D layer; D then has no BatchNorm (nor with wgan-gp or R1)")
-    d_mbstd: bool = setting("a minibatch-std channel before D's last layer (StyleGAN): D sees the batch's variety")
+    spectral_norm: bool = setting(
+        "spectral norm on every D layer; D then has no BatchNorm (nor with wgan-gp or R1)", cost=True
+    )
+    d_mbstd: bool = setting(
+        "a minibatch-std channel before D's last layer (StyleGAN): D sees the batch's variety", before=False, cost=True
+    )
     g_upsample: Literal[UPSAMPLING] = setting(
-        "how conv Gs double their size: transposed (ConvTranspose2d) | nearest (Upsample + 3x3 conv)"
+        "how conv Gs double their size: transposed (ConvTranspose2d) | nearest (Upsample + 3x3 conv)",
+        before="transposed",
+        cost=True,
     )
     g_self_modulation: bool = setting(
-        "unconditional Gs: BatchNorm gains and biases from z by a small MLP (Chen et al. 2019)"
+        "unconditional Gs: BatchNorm gains and biases from z by a small MLP (Chen et al. 2019)", before=False, cost=True
     )
     d_batchnorm: bool = True  # derived: BatchNorm in D's hidden layers unless SN or a gradient penalty needs none
 
 
-# What a weights file written before a network setting existed was built with: such a file still loads.
-GAN_BEFORE = {"d_mbstd": False, "g_upsample": "transposed", "g_self_modulation": False}
-
-
 def recorded_gan(recorded: dict) -> GANConfig:
-    """The GANConfig a weights file records (generator.pt's "config", the safetensors metadata)."""
-    return GANConfig(**{**GAN_BEFORE, **recorded})
+    """The GANConfig a weights file records (generator.pt's "config", the safetensors metadata); a network setting
+    the file predates takes the value it was built with (its declared `before`), so such a file still loads."""
+    before = {k: facts(f)["before"] for k, f in settings(GANConfig).items() if "before" in facts(f)}
+    return GANConfig(**{**before, **recorded})
 
 
 def conditioning_words(conditional: bool, clusters: int) -> str:
@@ -105,39 +125,54 @@ class TrainConfig:
         "D's learning rate as a multiple of lr (TTUR, Heusel et al. 2017); 1 = the same rate", gt=0.0, le=100.0
     )
     lr_schedule: Literal[SCHEDULES] = setting(
-        "both learning rates over the run: constant | linear | cosine (to 0 at the last step)"
+        "both learning rates over the run: constant | linear | cosine (to 0 at the last step)", before="constant"
     )
     lr_warmup: float = setting(
-        "epochs of linear learning-rate warm-up from 0 (0.5 = half an epoch); 0 = none", ge=0.0, le=100.0
+        "epochs of linear learning-rate warm-up from 0 (0.5 = half an epoch); 0 = none", ge=0.0, le=100.0, before=0.0
     )
     beta1: float = setting(
         "Adam beta1 (SN-GAN, BigGAN, StyleGAN2: 0; the DCGAN paper's 0.5 is the seeds')", ge=0.0, lt=1.0
     )
     beta2: float = setting("Adam beta2 (StyleGAN2, R3GAN: 0.99)", ge=0.0, lt=1.0)
-    batch_size: int = setting("images per step (per process under torchrun)", ge=1, le=65536)
+    batch_size: int = setting("images per step (per process under torchrun)", ge=1, le=65536, cost=True)
     epochs: int = setting(
         "passes over the 60,000 training images (README: how long they take per CPU class)", ge=1, le=100000
     )
     seed: int = setting("seeds init, batch order and noise: same params -> bitwise-identical weights on CPU", **SEED)
-    log_every: int = setting("steps between logged points, progress updates and NaN checks", ge=1)
+    log_every: int = setting("steps between logged points, progress updates and NaN checks", ge=1, quiet=True)
     precision: Literal[PRECISIONS] = setting(
-        "auto (bf16 autocast where the device runs bf16 natively, else fp32) | fp32 | bf16"
+        "auto (bf16 autocast where the device runs bf16 natively, else fp32) | fp32 | bf16", quiet=True
     )
-    channels_last: bool = setting("NHWC memory layout for conv models: faster kernels, same maths")
-    compile: bool = setting("torch.compile G and D (worth it on GPU for long runs)")
+    channels_last: bool = setting("NHWC memory layout for conv models: faster kernels, same maths", quiet=True)
+    compile: bool = setting("torch.compile G and D (worth it on GPU for long runs)", quiet=True)
     loss: Literal[LOSSES] = setting(
-        "hinge (SN-GAN) | bce (non-saturating, the seeds') | wgan-gp | lsgan | rpgan (R3GAN)"
+        "hinge (SN-GAN) | bce (non-saturating, the seeds') | wgan-gp | lsgan | rpgan (R3GAN)", cost=True
     )
-    d_steps: int = setting("D (critic) updates per G update, each on a fresh real batch (WGAN-GP: 5)", ge=1, le=100)
+    d_steps: int = setting(
+        "D (critic) updates per G update, each on a fresh real batch (WGAN-GP: 5)", ge=1, le=100, cost=True
+    )
     gp_weight: float | None = setting(
-        "gradient penalty (Gulrajani et al. 2017), any loss; null = the loss's own (wgan-gp 10, else 0)", ge=0.0, lt=1e4
+        "gradient penalty (Gulrajani et al. 2017), any loss; null = the loss's own (wgan-gp 10, else 0)",
+        ge=0.0,
+        lt=1e4,
+        cost=True,
     )
-    r1_gamma: float = setting("R1 penalty on real data (Mescheder et al. 2018), any loss; 0 = off", ge=0.0, lt=1e4)
+    r1_gamma: float = setting(
+        "R1 penalty on real data (Mescheder et al. 2018), any loss; 0 = off", ge=0.0, lt=1e4, cost=True
+    )
     r2_gamma: float = setting(
-        "R2 penalty on generated data (R3GAN pairs R1 + R2 with loss rpgan); 0 = off", ge=0.0, lt=1e4
+        "R2 penalty on generated data (R3GAN pairs R1 + R2 with loss rpgan); 0 = off",
+        ge=0.0,
+        lt=1e4,
+        before=0.0,
+        cost=True,
     )
     reg_every: int = setting(
-        "lazy regularization: R1/R2/GP every this many steps, weighted that many times; 1 = every step", ge=1, le=64
+        "lazy regularization: R1/R2/GP every this many steps, weighted that many times; 1 = every step",
+        ge=1,
+        le=64,
+        before=1,
+        cost=True,
     )
     ema_decay: float = setting(
         "EMA of G's weights (ramped up as (1+t)/(10+t)); 0 = off; generator.pt is the EMA G", ge=0.0, lt=1.0
@@ -146,6 +181,7 @@ class TrainConfig:
         "EMA half-life in 1,000s of images (StyleGAN2-ADA: 10 x batch/32), sets the decay; null = ema_decay",
         gt=0.0,
         le=1e5,
+        before=None,
     )
     ema_rampup: float | None = setting(
         "null: decay ramped as (1+t)/(10+t); r: half-life capped at r x images seen (StyleGAN2-ADA: 0.05)",
@@ -153,10 +189,10 @@ class TrainConfig:
         le=1.0,
     )
     ema_bn_batches: int = setting(
-        "noise batches that recompute the EMA G's BatchNorm statistics before it samples", ge=1, le=10000
+        "noise batches that recompute the EMA G's BatchNorm statistics before it samples", ge=1, le=10000, quiet=True
     )
     conditional: bool = setting(
-        "G(z, y) with conditional BatchNorm, projection D(x, y); `sample --digit 7`; false = unconditional"
+        "G(z, y) with conditional BatchNorm, projection D(x, y); `sample --digit 7`; false = unconditional", cost=True
     )
     clusters: int = setting(
         "unconditional only: self-condition on k-means clusters of the images (no label read); 0 = off (the seeds')",
@@ -167,9 +203,15 @@ class TrainConfig:
         "dcgan (conv N(0, 0.02), BN N(1, 0.02): the paper, seed 004) | pytorch (layer defaults: G collapses)"
     )
     quality_samples: int = setting(
-        "samples scored by FID after every epoch (quality/fid in dvc plots); 0 = off", ge=0, le=100000
+        "samples scored by FID after every epoch (quality/fid in dvc plots); 0 = off",
+        ge=0,
+        le=100000,
+        cost=True,
+        quiet=True,
     )
-    tensorboard: bool = setting("also write TensorBoard event files to results/train/tensorboard (seed 002)")
+    tensorboard: bool = setting(
+        "also write TensorBoard event files to results/train/tensorboard (seed 002)", quiet=True
+    )
 
 
 @config

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import types
 import typing
 from functools import cache
@@ -16,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import annotated_types as at
-import yaml
 from pydantic import TypeAdapter, ValidationError
+from ruamel.yaml import YAML, YAMLError
 
 from mnist_gan.errors import PipelineError
 from mnist_gan.settings.configs import CONFIGS, MODELS, STRICT, TOP, Params, declared, settings
@@ -29,25 +28,13 @@ class ParamsError(PipelineError, ValueError):
     exit_code = 2
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `2e-4` as a string; DVC (ruamel, YAML 1.2) and users mean a float. Read it as one."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
 FIELDS = declared()  # {"lr": FieldInfo, "sample.seed": FieldInfo, ...}
 SECTIONS = [g for g in CONFIGS if g not in TOP]
+
+
+def read_yaml(text: str) -> Any:
+    """YAML 1.2, as DVC reads params.yaml and `-S` values (1.1 would read `2e-4` as a string, `yes` as true)."""
+    return YAML(typ="safe", pure=True).load(text)
 
 
 def params_path() -> Path:
@@ -85,7 +72,7 @@ def _words(tp, metadata) -> str:
         lo, hi = (next(getattr(m, k) for m in metadata if hasattr(m, k)) for k in ("min_length", "max_length"))
         item = typing.get_args(args[0])[1]  # Annotated[int, Field(ge=...)]
         return f"a list of {lo} to {hi} integers {_bounds(item.metadata)}, e.g. [256, 256]"
-    kind = "an integer" if tp is int else "a finite number"
+    kind = {int: "an integer", float: "a finite number", str: "a string"}.get(tp, f"a {getattr(tp, '__name__', tp)}")
     return f"{kind} {_bounds(metadata)}".strip()
 
 
@@ -157,12 +144,20 @@ def load_params(path: str | os.PathLike | None = None) -> Params:
     except OSError as e:
         raise ParamsError(f"cannot read {path}: {e.strerror or e}") from None
     try:
-        raw = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as e:
+        raw = read_yaml(text)
+    except YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at_line = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path} is not valid YAML{at_line}: {getattr(e, 'problem', None) or e}") from None
     return parse(raw, str(path))
+
+
+def assignment(item: str) -> tuple[str, str]:
+    """`-S key=value` as (key, the value's text); anything else is a ParamsError."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ParamsError(f"{item!r} is not key=value")
+    return key.strip(), value
 
 
 def with_changes(raw: dict, changes: dict[str, Any] | list[str]) -> dict:
@@ -170,13 +165,7 @@ def with_changes(raw: dict, changes: dict[str, Any] | list[str]) -> dict:
     from `key=value` strings whose values are read as YAML, as `dvc exp run -S` reads them. Not validated: `parse`
     the result; a key params.yaml lacks is a ParamsError."""
     if isinstance(changes, list):
-        pairs = {}
-        for item in changes:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ParamsError(f"{item!r} is not key=value")
-            pairs[key.strip()] = yaml.safe_load(value)
-        changes = pairs
+        changes = {key: read_yaml(value) for key, value in map(assignment, changes)}
     out = copy.deepcopy(raw)
     for key, value in changes.items():
         *sections, leaf = key.split(".")

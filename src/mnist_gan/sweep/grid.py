@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_gan.errors import PipelineError
-from mnist_gan.settings.params import FIELDS, ParamsError, load_params
+from mnist_gan.settings.params import FIELDS, ParamsError, assignment, load_params
 
 
 class SweepError(PipelineError):
@@ -43,9 +43,10 @@ def expand(settings: list[str], sweep: str) -> list[Trial]:
     if not settings:
         raise SweepError("no -S overrides: a sweep needs at least one, e.g. -S lr=0.0001,0.0002")
     for item in settings:
-        key, sep, _ = item.partition("=")
-        if not sep or not key:
-            raise SweepError(f"-S {item!r} is not key=value")
+        try:
+            key, _ = assignment(item)
+        except ParamsError as e:
+            raise SweepError(f"-S {e}") from None
         if ":" in key:
             raise SweepError(f"-S {item!r}: a sweep sets params.yaml keys only, not other files")
     paths = to_path_overrides(settings)
@@ -67,7 +68,7 @@ def check(trials: list[Trial], params: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="mnist-gan-sweep-") as scratch:
         for trial in trials:
             for item in trial.overrides:
-                key = item.partition("=")[0]
+                key, _ = assignment(item)
                 if not known_key(key):
                     raise SweepError(f"trial {trial.index} ({trial.label}): params.yaml has no key {key.lstrip('+~')}")
             copy = Path(scratch) / "params.yaml"

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mnist_gan.evaluation.registry import METRICS_FILE
 from mnist_gan.sweep.guard import guarded, log_of
 from mnist_gan.vcs import experiment_ref, remote_experiment_ref, show
 
@@ -181,7 +182,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
 
 def landed(result: TrialResult, work: Path, reused: bool) -> TrialResult:
     """`result` as done, with the metrics of the experiment in `work`."""
-    metrics = show(work, experiment_ref(work, result.name), "results/evaluate/metrics.json")
+    metrics = show(work, experiment_ref(work, result.name), METRICS_FILE)
     result.metrics = json.loads(metrics).get("generated", {}) if metrics is not None else {}
     result.status, result.reused = "done", reused
     return result
