@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from mnist_gan.evaluation.registry import METRICS, METRICS_FILE, summary
-from mnist_gan.outputs.page import markdown_table as table
+from mnist_gan.outputs.markdown import markdown_table as table
 from study.rows import (
     QUALITY,
     ROOT,

@@ -51,7 +51,11 @@ def test_page_has_a_row_per_revision_with_the_differing_param(swept):
     assert "**" not in html
     assert re.search(r"<td>main|<td>slow", html) and html.count("<strong>") >= 1
     best_row = re.search(rf"<tr><td>{rows[0][0]}</td>(.*?)</tr>", html).group(1)
-    assert re.match(r"<td><strong>[0-9.e+]+</strong></td>", best_row), best_row  # its FID cell
+    cells = re.findall(r"<td>(.*?)</td>", best_row)  # after its name: the metrics in the header's order
+    assert re.fullmatch(r"<strong>[0-9.e+]+</strong>", cells[header.index("FID") - 1]), best_row  # its FID, bold
+    assert re.fullmatch(
+        r"[0-9.]+ \+- [0-9.]+", cells[header.index("C2ST") - 1].replace("<strong>", "").replace("</strong>", "")
+    ), best_row  # the two-sample reading with its standard error
     assert all(len(r) == len(header) for r in rows)
     assert images_outside_tables(md)
     assert (swept / "reports/compare_assets/grid_slow.png").is_file()

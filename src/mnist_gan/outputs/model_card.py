@@ -11,7 +11,7 @@ import json
 import yaml
 
 from mnist_gan.evaluation.registry import METRICS
-from mnist_gan.outputs.page import markdown_table
+from mnist_gan.outputs.markdown import markdown_table
 
 FILES = {  # what to upload to a model hub, as is: the card is its README.md there
     "MODEL_CARD.md": "this card (README.md on a model hub)",

@@ -13,22 +13,12 @@ from pathlib import Path
 import yaml
 from PIL import Image
 
+from mnist_gan.outputs.markdown import markdown_table
 from mnist_gan.storage import atomic_path, write_bytes
 
 
 class Bold(str):
     """A table cell to show in bold: `**v**` in the Markdown, `<strong>v</strong>` in the HTML."""
-
-
-def markdown_table(header: list[str], rows: list[list[object]]) -> str:
-    """A GFM table (no trailing newline): a literal | in a cell is escaped (it would end the cell), a short row is
-    padded with empty cells. The report, the model card and the docs write their tables with it."""
-
-    def row(values: list) -> str:
-        values = [*map(str, values), *[""] * (len(header) - len(values))]
-        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
-
-    return "\n".join([row(header), "|" + "---|" * len(header), *map(row, rows)])
 
 
 class Page:

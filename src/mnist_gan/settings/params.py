@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import types
 import typing
 from functools import cache
@@ -15,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import annotated_types as at
+import yaml
 from pydantic import TypeAdapter, ValidationError
-from ruamel.yaml import YAML, YAMLError
 
 from mnist_gan.errors import PipelineError
 from mnist_gan.settings.configs import CONFIGS, MODELS, STRICT, TOP, Params, declared, settings
@@ -32,9 +33,28 @@ FIELDS = declared()  # {"lr": FieldInfo, "sample.seed": FieldInfo, ...}
 SECTIONS = [g for g in CONFIGS if g not in TOP]
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `2e-4` as a string; DVC and users mean a float, as YAML 1.2's core schema says (ruamel.yaml,
+    DVC's parser, reads `.2e0` as a string too: tests/test_faults.py checks both spellings)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
 def read_yaml(text: str) -> Any:
-    """YAML 1.2, as DVC reads params.yaml and `-S` values (1.1 would read `2e-4` as a string, `yes` as true)."""
-    return YAML(typ="safe", pure=True).load(text)
+    """params.yaml or a `-S` value, with YAML 1.2's float spellings (`2e-4`, `.2e0`)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def params_path() -> Path:
@@ -145,7 +165,7 @@ def load_params(path: str | os.PathLike | None = None) -> Params:
         raise ParamsError(f"cannot read {path}: {e.strerror or e}") from None
     try:
         raw = read_yaml(text)
-    except YAMLError as e:
+    except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at_line = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path} is not valid YAML{at_line}: {getattr(e, 'problem', None) or e}") from None
