@@ -64,7 +64,7 @@ def test_graph_unsupported_says_why():
     assert "CUDA device" in graph_unsupported(cpu, 1)
     assert "DDP" in graph_unsupported(cuda, 2)
     assert "compile" in graph_unsupported(cuda, 1, compiled=True)
-    assert "gradient penalty" in graph_unsupported(cuda, 1, random_penalty=True)
+    assert "gradient penalty" in graph_unsupported(cuda, 1, draws="the gradient penalty's random interpolates")
     assert "lazy regularization" in graph_unsupported(cuda, 1, lazy=True)
     assert graph_unsupported(cuda, 1) is None
 

@@ -23,7 +23,7 @@ WARMUP_STEPS = 3  # eager steps on a side stream before the capture (PyTorch's w
 
 
 def graph_unsupported(
-    device: torch.device, world: int, *, compiled: bool = False, random_penalty: bool = False, lazy: bool = False
+    device: torch.device, world: int, *, compiled: bool = False, draws: str | None = None, lazy: bool = False
 ) -> str | None:
     """Why a run cannot replay its step as a CUDA graph, or None when it can (`step.StepPlan.graph_blocker` asks
     with what its step does)."""
@@ -33,8 +33,8 @@ def graph_unsupported(
         return "DDP's gradient all-reduce runs eagerly (one graph per process is not captured here)"
     if compiled:
         return "compile: true (torch.compile handles its own graphs)"
-    if random_penalty:
-        return "the gradient penalty draws random interpolates from a generator a graph does not own"
+    if draws:
+        return f"the step draws random numbers from a generator a graph does not own ({draws})"
     if lazy:
         return "lazy regularization (reg_every > 1) alternates two different steps"
     return None

@@ -2,7 +2,8 @@
 
 Update order is that of pytorch/examples dcgan/main.py: first D on a real batch and on G(z).detach(), then
 G through D(G(z)). The objective comes from `losses.OBJECTIVES` by name; a regularizer (R1, WGAN-GP's
-gradient penalty) adds its term to D's loss, and WGAN-GP takes `d_steps` critic updates per G update.
+gradient penalty) adds its term to D's loss, and WGAN-GP takes `d_steps` critic updates per G update. With an
+`augment` policy D sees every image, real and fake, in both updates through `augment.augment` (DiffAugment).
 bf16 autocast where the device runs it natively (`precision`); losses are always computed in fp32.
 """
 
@@ -14,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from mnist_gan.gan.augment import augment
 from mnist_gan.gan.graphs import graph_unsupported
 from mnist_gan.gan.losses import OBJECTIVES, REGULARIZERS, Objective, Regularizer, penalty_weights
 from mnist_gan.gan.models import has_batch_stats
@@ -39,6 +41,7 @@ class StepPlan:
     precision: str  # "bf16": autocast on `device_type`; "fp32": none
     device_type: str
     reg_every: int = 1  # the penalties apply at every reg_every-th step (lazy regularization)
+    augment: str = "none"  # what D sees every image through (gan/augment.py)
 
     def autocast(self, cache: bool = True) -> torch.autocast:
         """bf16 autocast, disabled for fp32. `cache`: autocast's cache of cast weights, which a CUDA graph capture
@@ -51,14 +54,20 @@ class StepPlan:
         return self.reg_every > 1 and bool(self.penalties)
 
     @property
-    def draws(self) -> bool:
-        """A penalty draws random numbers from the trainer's generator (which a CUDA graph cannot replay)."""
-        return any(r.uses_rng for _, r in self.penalties)
+    def draws(self) -> str | None:
+        """What of the step draws random numbers from the trainer's generator (which a CUDA graph cannot replay)."""
+        if any(r.uses_rng for _, r in self.penalties):
+            return "the gradient penalty's random interpolates"
+        return None if self.augment == "none" else f"augment: {self.augment}"
+
+    def seen(self, images: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+        """The images as D sees them: through the run's augmentation, if any."""
+        return images if self.augment == "none" else augment(images, self.augment, rng)
 
     def graph_blocker(self, device: torch.device, world: int, compiled: bool) -> str | None:
         """Why this step cannot be replayed as one CUDA graph in a run on `device` with `world` processes
         (`compiled`: torch.compile'd models), or None when it can (`graphs.GraphedStep`)."""
-        return graph_unsupported(device, world, compiled=compiled, random_penalty=self.draws, lazy=self.lazy)
+        return graph_unsupported(device, world, compiled=compiled, draws=self.draws, lazy=self.lazy)
 
 
 def plan_for(cfg: TrainConfig, discriminator: nn.Module, device: torch.device) -> StepPlan:
@@ -73,6 +82,7 @@ def plan_for(cfg: TrainConfig, discriminator: nn.Module, device: torch.device) -
         precision=cfg.precision,
         device_type=device.type,
         reg_every=cfg.reg_every,
+        augment=cfg.augment,
     )
 
 
@@ -103,13 +113,15 @@ def train_step(
             fake = generator(noise, lab)
             if plan.joint_d:
                 both = None if lab is None else torch.cat([lab, lab])
-                logits_real, logits_fake = discriminator(torch.cat([x, fake.detach()]), both).float().chunk(2)
+                seen = plan.seen(torch.cat([x, fake.detach()]), rng)
+                logits_real, logits_fake = discriminator(seen, both).float().chunk(2)
             else:
-                logits_real = discriminator(x, lab).float()
-                logits_fake = discriminator(fake.detach(), lab).float()
+                seen_real, seen_fake = plan.seen(x, rng), plan.seen(fake.detach(), rng)
+                logits_real = discriminator(seen_real, lab).float()
+                logits_fake = discriminator(seen_fake, lab).float()
             loss_d = objective.d_loss(logits_real, logits_fake)
-            for factor, regularizer in plan.penalties if regularize else ():
-                loss_d = loss_d + factor * regularizer.penalty(discriminator, x, fake, lab, rng)
+            for factor, regularizer in plan.penalties if regularize else ():  # on the images as D saw them
+                loss_d = loss_d + factor * regularizer.penalty(discriminator, seen_real, seen_fake, lab, rng)
         loss_d.backward()
         opt_d.step()
 
@@ -121,10 +133,10 @@ def train_step(
     critic.requires_grad_(False)
     try:
         with plan.autocast(cache):
-            logits = critic(fake, lab).float()
+            logits = critic(plan.seen(fake, rng), lab).float()
             if objective.paired:  # the real images these fakes are paired with, scored by the current D
                 with torch.no_grad():
-                    paired_real = critic(x, lab).float()
+                    paired_real = critic(plan.seen(x, rng), lab).float()
                 loss_g = objective.g_loss(logits, paired_real)
             else:
                 loss_g = objective.g_loss(logits)

@@ -26,6 +26,7 @@ LOSSES = ("bce", "hinge", "wgan-gp", "lsgan", "rpgan")
 INITS = ("dcgan", "pytorch")
 SCHEDULES = ("constant", "linear", "cosine")  # gan/schedules.py: the learning rate over the run
 UPSAMPLING = ("transposed", "nearest")  # how G doubles its resolution (gan/layers.py `upsample`)
+AUGMENTS = ("none", "translation", "cutout", "translation,cutout")  # D's view of every image (gan/augment.py)
 STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
 config = dataclass(config=STRICT, kw_only=True)
 
@@ -172,6 +173,11 @@ class TrainConfig:
         ge=1,
         le=64,
         before=1,
+        cost=True,
+    )
+    augment: Literal[AUGMENTS] = setting(
+        "D-side DiffAugment of real and fake alike: none | translation | cutout | translation,cutout",
+        before="none",
         cost=True,
     )
     ema_decay: float = setting(
