@@ -69,9 +69,7 @@ def test_a_run_with_augmentation_trains_and_is_reproducible(loss, tiny_data):
     from mnist_gan.data.mnist import load_processed
     from mnist_gan.gan.build import build_trainer
 
-    p = updated(
-        DEFAULTS, augment="translation,cutout", loss=loss, batch_size=16, ema_bn_batches=2, precision="fp32"
-    )
+    p = updated(DEFAULTS, augment="translation,cutout", loss=loss, batch_size=16, ema_bn_batches=2, precision="fp32")
     data = load_processed(tiny_data / "train.pt")
     weights = []
     for params in (p, p, updated(p, augment="none")):
