@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from mnist_gan.data.mnist import load_split
 from mnist_gan.evaluation.fitting import Fit, fit, validation_loss
 from mnist_gan.evaluation.two_sample import TwoSampleNet, halves, real_floor, two_sample_test
+from mnist_gan.settings.params import updated
 from stages import two_sample as stage
 from tests.conftest import DEFAULTS, cli
 
@@ -90,9 +91,13 @@ def test_the_floor_is_training_against_test_digits(raw_mnist):
 
 
 @pytest.mark.slow
-def test_the_stage_writes_the_floor(raw_mnist, tmp_path):
+def test_the_stage_writes_the_floor(raw_mnist, tmp_path, monkeypatch):
+    """The stage on the real splits, with a narrow network trained 2 epochs (the patient default takes a minute;
+    `benchmarks/two_sample.py` measures it)."""
+    monkeypatch.setattr(stage, "P", updated(DEFAULTS, **{"two_sample.max_epochs": 2, "two_sample.width": 8}))
     out = tmp_path / "two_sample" / "metrics.json"
     done = cli().invoke(stage.app, [str(raw_mnist), str(out)])
     assert done.exit_code == 0, done.output
     floor = json.loads(out.read_text())
     assert 0.45 < floor["two_sample_accuracy"] < 0.6 and len(floor["per_digit_two_sample"]) == 10
+    assert floor["two_sample_epochs"] <= 2
