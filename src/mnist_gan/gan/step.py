@@ -103,54 +103,64 @@ def train_step(
     regularize: add the plan's penalties at this step (a lazy plan's trainer asks every `reg_every`-th step);
     rng: the random source of a penalty that draws (WGAN-GP's interpolates); cache: `StepPlan.autocast`'s.
     """
-    generator, discriminator, opt_g, opt_d = models
-    objective = plan.objective
     labels = [None] * len(real) if y is None else list(y)
-    # (1) Update D: e.g. maximize log D(x) + log(1 - D(G(z))) for bce
     for x, noise, lab in zip(real, z, labels, strict=True):
-        opt_d.zero_grad(set_to_none=True)
-        with plan.autocast(cache):
-            fake = generator(noise, lab)
-            if plan.joint_d:
-                both = None if lab is None else torch.cat([lab, lab])
-                seen = plan.seen(torch.cat([x, fake.detach()]), rng)
-                logits_real, logits_fake = discriminator(seen, both).float().chunk(2)
-            else:
-                seen_real, seen_fake = plan.seen(x, rng), plan.seen(fake.detach(), rng)
-                logits_real = discriminator(seen_real, lab).float()
-                logits_fake = discriminator(seen_fake, lab).float()
-            loss_d = objective.d_loss(logits_real, logits_fake)
-            for factor, regularizer in plan.penalties if regularize else ():  # on the images as D saw them
-                loss_d = loss_d + factor * regularizer.penalty(discriminator, seen_real, seen_fake, lab, rng)
-        loss_d.backward()
-        opt_d.step()
+        fake, loss_d, logits_real, logits_fake = _update_d(models, x, noise, lab, plan, regularize, rng, cache)
+    loss_g = _update_g(models, fake, x, lab, plan, rng, cache)
+    return {
+        "loss_d": loss_d.detach().float(),
+        "loss_g": loss_g.detach().float(),
+        "d_real": plan.objective.score(logits_real.detach()).mean(),
+        "d_fake": plan.objective.score(logits_fake.detach()).mean(),
+    }
 
-    # (2) Update G: e.g. maximize log D(G(z)) for bce, on the last D update's fakes. D's weights get no gradient
-    # here (the next D update would discard it): backprop through D computes input gradients only, a third less
-    # work. D outside its DDP wrapper, which would otherwise wait for gradients that never come.
+
+def _update_d(models: Models, x, noise, lab, plan: StepPlan, regularize: bool, rng, cache: bool):
+    """One D update on real images `x` and G(noise), e.g. maximize log D(x) + log(1 - D(G(z))) for bce; returns
+    the fakes (G's update reuses them), D's loss and its logits on the real and the fake images."""
+    generator, discriminator, _, opt_d = models
+    opt_d.zero_grad(set_to_none=True)
+    with plan.autocast(cache):
+        fake = generator(noise, lab)
+        if plan.joint_d:
+            both = None if lab is None else torch.cat([lab, lab])
+            seen = plan.seen(torch.cat([x, fake.detach()]), rng)
+            logits_real, logits_fake = discriminator(seen, both).float().chunk(2)
+        else:
+            seen_real, seen_fake = plan.seen(x, rng), plan.seen(fake.detach(), rng)
+            logits_real = discriminator(seen_real, lab).float()
+            logits_fake = discriminator(seen_fake, lab).float()
+        loss_d = plan.objective.d_loss(logits_real, logits_fake)
+        for factor, regularizer in plan.penalties if regularize else ():  # on the images as D saw them
+            loss_d = loss_d + factor * regularizer.penalty(discriminator, seen_real, seen_fake, lab, rng)
+    loss_d.backward()
+    opt_d.step()
+    return fake, loss_d, logits_real, logits_fake
+
+
+def _update_g(models: Models, fake, x, lab, plan: StepPlan, rng, cache: bool) -> torch.Tensor:
+    """G's update through D on `fake` (`x`: the real images they pair with), e.g. maximize log D(G(z)) for bce;
+    returns G's loss. D's weights get no gradient here (the next D update would discard it): backprop through D
+    computes input gradients only, a third less work. D outside its DDP wrapper, which would otherwise wait for
+    gradients that never come."""
+    _, discriminator, opt_g, _ = models
     critic = getattr(discriminator, "module", discriminator)
     opt_g.zero_grad(set_to_none=True)
     critic.requires_grad_(False)
     try:
         with plan.autocast(cache):
             logits = critic(plan.seen(fake, rng), lab).float()
-            if objective.paired:  # the real images these fakes are paired with, scored by the current D
+            if plan.objective.paired:  # the real images these fakes are paired with, scored by the current D
                 with torch.no_grad():
                     paired_real = critic(plan.seen(x, rng), lab).float()
-                loss_g = objective.g_loss(logits, paired_real)
+                loss_g = plan.objective.g_loss(logits, paired_real)
             else:
-                loss_g = objective.g_loss(logits)
+                loss_g = plan.objective.g_loss(logits)
         loss_g.backward()
     finally:
         critic.requires_grad_(True)
     opt_g.step()
-
-    return {
-        "loss_d": loss_d.detach().float(),
-        "loss_g": loss_g.detach().float(),
-        "d_real": objective.score(logits_real.detach()).mean(),
-        "d_fake": objective.score(logits_fake.detach()).mean(),
-    }
+    return loss_g
 
 
 def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig, capturable: bool = False):
