@@ -95,16 +95,16 @@ def evaluate(
             (real_probs, real_feats, real_labels, test_nn, two_sample_floor),
         )
     )
-    metrics = {"generated": summarize(gen), "real_floor": summarize(floor)}
-    if labels is not None:  # ~n/10 images per digit: small-sample bias makes these larger than the overall FID
-        metrics["generated"]["per_digit_fid"] = gen.per_digit_fid
-        metrics["real_floor"]["per_digit_fid"] = floor.per_digit_fid
-        for scored, out in ((gen, metrics["generated"]), (floor, metrics["real_floor"])):
-            if scored.two_sample is not None and "per_digit_two_sample" in scored.two_sample:
-                out["per_digit_two_sample"] = scored.two_sample["per_digit_two_sample"]
-    for scored, out in ((gen, metrics["generated"]), (floor, metrics["real_floor"])):
-        if scored.two_sample is not None and "two_sample_epochs" in scored.two_sample:
-            out["two_sample_epochs"] = scored.two_sample["two_sample_epochs"]
+    metrics = {}
+    for key, scored in (("generated", gen), ("real_floor", floor)):
+        out = metrics[key] = summarize(scored)
+        read = scored.two_sample or {}  # the two-sample test's metrics, if it ran
+        if labels is not None:  # ~n/10 images per digit: small-sample bias makes these larger than the overall FID
+            out["per_digit_fid"] = scored.per_digit_fid
+            if "per_digit_two_sample" in read:
+                out["per_digit_two_sample"] = read["per_digit_two_sample"]
+        if "two_sample_epochs" in read:
+            out["two_sample_epochs"] = read["two_sample_epochs"]
     return Evaluation(metrics, samples, labels, fake_probs, real_probs, fake_nn, fake_nn_idx, c2st)
 
 

@@ -97,36 +97,38 @@ def _metrics_table(meta: dict[str, str]) -> str:
     return markdown_table(["metric", "this generator", "real data (floor)", "better"], rows) + "\n"
 
 
+def _conditioning(kind: str, num_classes: int) -> dict[str, str]:
+    """What the card says of a generator of this conditioning: what it draws, and how each code example feeds `y`
+    (onnxruntime: `y_feed` after `prior_line`; torch: `y_torch`)."""
+    return {
+        "conditional": {
+            "what": "draws the digit it is asked for: inputs `z` and `y` (the digit, 0-9)",
+            "y_feed": ', "y": np.full(16, 7, dtype=np.int64)',
+            "prior_line": "",
+            "y_torch": ", torch.full((16,), 7)",
+        },
+        "self-conditioned": {
+            "what": (
+                f"is an unconditional generator: it was trained without digit labels, on {num_classes} k-means "
+                f"clusters of the training images (self-conditioning, Liu et al. 2020); input `y` is a cluster id, "
+                f"drawn from the clusters' shares (`class_prior` in the metadata), and no digit can be asked for"
+            ),
+            "y_feed": ', "y": np.random.default_rng(0).choice(len(prior), 16, p=prior)',
+            "prior_line": (
+                "prior = np.array(json.loads(session.get_modelmeta().custom_metadata_map['config'])"
+                "['class_prior']); prior /= prior.sum()\n"
+            ),
+            "y_torch": ", torch.multinomial(torch.tensor(generator.cfg.class_prior), 16, True)",
+        },
+        "unconditional": {"what": "draws digits freely: input `z` only", "y_feed": "", "prior_line": "", "y_torch": ""},
+    }[kind]
+
+
 def render(meta: dict[str, str]) -> str:
     """The whole card: YAML front matter, then the Markdown body."""
     cfg = json.loads(meta["config"])
     kind, latent = meta["kind"], int(meta["latent"])
-    what = {
-        "conditional": "draws the digit it is asked for: inputs `z` and `y` (the digit, 0-9)",
-        "self-conditioned": (
-            f"is an unconditional generator: it was trained without digit labels, on "
-            f"{cfg['num_classes']} k-means clusters of the training images (self-conditioning, "
-            f"Liu et al. 2020); input `y` is a cluster id, drawn from the clusters' shares "
-            f"(`class_prior` in the metadata), and no digit can be asked for"
-        ),
-        "unconditional": "draws digits freely: input `z` only",
-    }[kind]
-    y_feed = {
-        "conditional": ', "y": np.full(16, 7, dtype=np.int64)',
-        "self-conditioned": ', "y": np.random.default_rng(0).choice(len(prior), 16, p=prior)',
-        "unconditional": "",
-    }[kind]
-    prior_line = (
-        "prior = np.array(json.loads(session.get_modelmeta().custom_metadata_map['config'])"
-        "['class_prior']); prior /= prior.sum()\n"
-        if kind == "self-conditioned"
-        else ""
-    )
-    y_torch = {
-        "conditional": ", torch.full((16,), 7)",
-        "self-conditioned": ", torch.multinomial(torch.tensor(generator.cfg.class_prior), 16, True)",
-        "unconditional": "",
-    }[kind]
+    what, y_feed, prior_line, y_torch = _conditioning(kind, cfg["num_classes"]).values()
     size = cfg["image_size"]
     resized = " (MNIST's 28x28 digits resized up for this network)" if size != 28 else ""
     header = yaml.safe_dump(card_metadata(meta), sort_keys=False, allow_unicode=True)
