@@ -256,6 +256,40 @@ def noop_repro(repeats: int) -> float | None:
     return statistics.median(times)
 
 
+def seeds_against_ours(name: str, precisions: list[str], steps: int, repeats: int, data, dev, peak: float) -> dict:
+    """The seed script's loop and this trainer (each precision) on a seed's networks, interleaved `repeats` times
+    (machine noise hits every row alike): medians in img/s, ours as a ratio and as a share of the fp32 peak."""
+    cfg, seed_train = seed_networks(name)
+    batch = seed_train.batch_size
+    trainers = {p: make_trainer(name, batch, p, data, dev) for p in precisions}
+    flops = flops_per_step(trainers["fp32"])
+    ref, ours = [], {p: [] for p in precisions}
+    for _ in range(repeats):
+        ref.append(reference_loop(cfg, Path("data/raw"), batch, steps, dev))
+        for p, trainer in trainers.items():
+            ours[p].append(our_loop(trainer, steps, dev))
+    r = statistics.median(ref)
+    row = {"batch": batch, "reference_img_s": r, "flops_per_image": flops / batch}
+    typer.echo(f"{name:6s} batch {batch:4d}: seeds' loop {r:8.0f} img/s   ({flops / batch / 1e6:.0f} MFLOP/img)")
+    for p in precisions:
+        o = statistics.median(ours[p])
+        fraction = o / batch * flops / peak
+        row[p] = {"img_s": o, "ratio": o / r, "fraction_of_fp32_peak": fraction}
+        share = f"   {100 * fraction:.0f}% of the fp32 peak" if p == "fp32" else ""  # bf16 has its own peak
+        typer.echo(f"{'':6s} this trainer, {p}: {o:8.0f} img/s   x{o / r:.2f}{share}")
+    return row
+
+
+def batch_scaling(batches: list[int], precisions: list[str], steps: int, data, dev) -> dict:
+    """The DCGAN's img/s at each batch size and precision (as many images timed at each size)."""
+    table = {}
+    for b in batches:
+        row = {p: our_loop(make_trainer("dcgan", b, p, data, dev), max(10, steps * 128 // b), dev) for p in precisions}
+        table[b] = row
+        typer.echo(f"dcgan batch {b:4d}: " + "   ".join(f"{p} {v:6.0f} img/s" for p, v in row.items()))
+    return table
+
+
 @app.command()
 def main(
     steps: Annotated[int, typer.Option(help="Timed steps per repeat.")] = 60,
@@ -293,34 +327,11 @@ def main(
     )
     precisions = ["fp32"] + (["bf16"] if native_bf16(dev) else [])
     for name in models.split(","):
-        cfg, seed_train = seed_networks(name)
-        batch = seed_train.batch_size
-        trainers = {p: make_trainer(name, batch, p, data, dev) for p in precisions}
-        flops = flops_per_step(trainers["fp32"])
-        ref, ours = [], {p: [] for p in precisions}
-        for _ in range(repeats):  # interleaved: machine noise hits every row alike
-            ref.append(reference_loop(cfg, Path("data/raw"), batch, steps, dev))
-            for p, trainer in trainers.items():
-                ours[p].append(our_loop(trainer, steps, dev))
-        r = statistics.median(ref)
-        report[name] = {"batch": batch, "reference_img_s": r, "flops_per_image": flops / batch}
-        typer.echo(f"{name:6s} batch {batch:4d}: seeds' loop {r:8.0f} img/s   ({flops / batch / 1e6:.0f} MFLOP/img)")
-        for p in precisions:
-            o = statistics.median(ours[p])
-            fraction = o / batch * flops / peak
-            report[name][p] = {"img_s": o, "ratio": o / r, "fraction_of_fp32_peak": fraction}
-            share = f"   {100 * fraction:.0f}% of the fp32 peak" if p == "fp32" else ""  # bf16 has its own peak
-            typer.echo(f"{'':6s} this trainer, {p}: {o:8.0f} img/s   x{o / r:.2f}{share}")
+        report[name] = seeds_against_ours(name, precisions, steps, repeats, data, dev, peak)
     if profile:
         typer.echo(profile_fp32(make_trainer("dcgan", seed_networks("dcgan")[1].batch_size, "fp32", data, dev)))
     if batches:
-        report["batch_scaling"] = {}
-        for b in map(int, batches.split(",")):
-            row = {
-                p: our_loop(make_trainer("dcgan", b, p, data, dev), max(10, steps * 128 // b), dev) for p in precisions
-            }
-            report["batch_scaling"][b] = row
-            typer.echo(f"dcgan batch {b:4d}: " + "   ".join(f"{p} {v:6.0f} img/s" for p, v in row.items()))
+        report["batch_scaling"] = batch_scaling([int(b) for b in batches.split(",")], precisions, steps, data, dev)
     if eval_sizes:
         report["evaluate"] = {}
         for n in map(int, eval_sizes.split(",")):
