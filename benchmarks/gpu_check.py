@@ -545,8 +545,8 @@ def main(
     if dev.type == "cpu":
         set_cpu_threads(None)
     params = load_params(ROOT / "params.yaml")
-    if quick:  # small batches and few BatchNorm-recalibration batches: seconds on a CPU
-        params = updated(params, batch_size=32, ema_bn_batches=2)
+    if quick:  # small batches, few BatchNorm-recalibration batches, a two-sample test of 3 epochs: seconds on a CPU
+        params = updated(params, batch_size=32, ema_bn_batches=2, **{"two_sample.max_epochs": 3})
     check.record.update(quick=quick, params_digest=hashlib.sha256((ROOT / "params.yaml").read_bytes()).hexdigest()[:16])
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = Path(tmp)
