@@ -205,6 +205,41 @@ def results() -> None:
     out(table(["run", *METRIC_HEAD, *CONDITIONAL_HEAD], body))
 
 
+def named_recipes(block: bool = True, pareto: str = "pareto.md") -> None:
+    """docs/recipes.md and README (`block=False`: a paragraph each; `pareto`: the link to docs/pareto.md from the
+    page): each of the study's named recipes (settings/recipes.yaml `study:`) as its `dvc exp run` line, with the
+    mean of its runs (docs/pareto.jsonl: one per seed, scored by today's evaluation) and the train stage's wall time
+    on the CPU class they ran on."""
+    from mnist_gan.settings.recipes import study_line, study_recipes
+
+    blocks = []
+    for name, recipe in study_recipes().items():
+        runs = [
+            r
+            for r in read(QUALITY)
+            if difference(r["params"]) == recipe["set"] and r["generated"].get("two_sample_se") is not None
+        ]
+        if block:
+            line = f"```bash\n{study_line(name)}   # {name}: {recipe['title']}\n```"
+        else:
+            line = f"`{study_line(name)}` ({name}, {recipe['title']})"
+        if not runs:
+            blocks.append(line)
+            continue
+        keys = ("two_sample_accuracy", "fid", "precision", "recall", "label_accuracy")
+        means = {k: mean([r["generated"].get(k) for r in runs]) for k in keys}
+        walls = sorted(r["train_wall_s"] / 60 for r in runs)
+        rows = ", ".join(f"`{r['name']}` (seed {r['params']['seed']})" for r in runs)
+        what = f"the mean of its {len(runs)} seeds" if len(runs) > 1 else "its one seed"
+        took = f"{walls[0]:.0f}" + ("" if round(walls[0]) == round(walls[-1]) else f"-{walls[-1]:.0f}")
+        measured = (
+            f"{summary(means, keys=keys)}; the train stage took {took} min on a {cpu_words(runs[0])} ({rows} in "
+            f"[docs/pareto.md]({pareto}))."
+        )
+        blocks.append(f"{line}\n\n{what.capitalize()}: {measured}" if block else f"{line}: {what}: {measured}")
+    out("\n\n".join(blocks))
+
+
 def legend() -> None:
     """README: what each column of `results()` measures and which way is better (the metric registry's words)."""
     heads = dict(zip(SCALARS, [*METRIC_HEAD, *CONDITIONAL_HEAD], strict=True))

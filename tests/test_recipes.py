@@ -9,7 +9,8 @@ import json
 import pytest
 import yaml
 
-from mnist_gan.settings.recipes import overrides, recipes, shell_lines
+from mnist_gan.settings.params import load_params, parse, with_changes
+from mnist_gan.settings.recipes import overrides, recipes, shell_lines, study_line, study_recipes
 from study.docs import wrap
 from tests.conftest import DVC, ROOT, committed_copy, run
 
@@ -35,6 +36,15 @@ def test_a_recipe_for_each_seed_and_docs_show_them():
     assert all(
         wrap(line) in page for line in shell_lines()
     )  # generated from src/mnist_gan/settings/recipes.yaml (make docs)
+
+
+def test_the_study_recipes_are_valid_changes_and_readme_and_docs_show_their_lines():
+    readme, page = ((ROOT / doc).read_text() for doc in ("README.md", "docs/recipes.md"))
+    assert study_recipes()  # the study names at least one
+    for name, recipe in study_recipes().items():
+        parse(with_changes(load_params(ROOT / "params.yaml").as_dict(), recipe["set"]), f"recipe {name}")
+        assert study_line(name).startswith("dvc exp run -S ")
+        assert f"`{study_line(name)}`" in readme and f"{study_line(name)}   # {name}" in page
 
 
 @pytest.fixture(scope="module")

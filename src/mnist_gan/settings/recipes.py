@@ -1,6 +1,6 @@
 """The seed recipes (recipes.yaml beside this file): the five seed scripts this project replaces, as params.yaml
 settings; their `dvc exp run` lines (docs/recipes.md is generated from these) and their params, for the tests and
-benchmarks that train a seed's networks."""
+benchmarks that train a seed's networks. The same file names the study's own recipes (`study_recipes`)."""
 
 from __future__ import annotations
 
@@ -50,3 +50,13 @@ def shell_lines() -> list[str]:
         quoted = [f"'{f}'" if "[" in f else f for f in own]
         lines.append(f"dvc exp run $SEEDS {' '.join(f'-S {f}' for f in quoted)}   # seed {seed}: {recipe['title']}")
     return lines
+
+
+def study_recipes() -> dict[str, dict]:
+    """{name: {"title": ..., "set": {params key: value}}}: the study's named recipes, as changes to params.yaml."""
+    return yaml.safe_load(FILE.read_text())["study"]
+
+
+def study_line(name: str) -> str:
+    """A study recipe's `dvc exp run` line."""
+    return "dvc exp run " + " ".join(f"-S {flag(k, v)}" for k, v in study_recipes()[name]["set"].items())
