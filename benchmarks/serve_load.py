@@ -29,6 +29,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(model: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    """`mnist-gan serve` on a free local port, once its /healthz answers ok (or exit with a one-line error)."""
+    url = f"http://127.0.0.1:{(port := free_port())}"
+    serve = ["serve", "--model", str(model), "--port", str(port), "--workers", str(workers)]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "mnist-gan"), *serve])
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
+                if json.load(r)["status"] == "ok":
+                    return server, url
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                sys.exit("error: the server did not start")
+            time.sleep(0.2)
+
+
+def locust_stats(url: str, users: int, seconds: int) -> dict[str, dict]:
+    """Locust's summary rows by endpoint name, after `users` users (all spawned at once) for `seconds`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = Path(tmp) / "load"
+        load = ["-f", str(ROOT / "benchmarks" / "locustfile.py"), "--headless", "-u", str(users), "-r", str(users)]
+        load += ["-t", f"{seconds}s", "--host", url, "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"]
+        subprocess.run([str(Path(sys.executable).parent / "locust"), *load], check=True)
+        with open(f"{prefix}_stats.csv") as f:
+            return {r["Name"]: r for r in csv.DictReader(f)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "generator.onnx")
@@ -36,57 +65,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
-    bin_dir = Path(sys.executable).parent
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            str(bin_dir / "mnist-gan"),
-            "serve",
-            "--model",
-            str(args.model),
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-        ]
-    )
+    server, url = start_server(args.model, args.workers)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1) as r:
-                    if json.load(r)["status"] == "ok":
-                        break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    sys.exit("error: the server did not start")
-                time.sleep(0.2)
-        with tempfile.TemporaryDirectory() as tmp:
-            prefix = Path(tmp) / "load"
-            subprocess.run(
-                [
-                    str(bin_dir / "locust"),
-                    "-f",
-                    str(ROOT / "benchmarks" / "locustfile.py"),
-                    "--headless",
-                    "-u",
-                    str(args.users),
-                    "-r",
-                    str(args.users),
-                    "-t",
-                    f"{args.seconds}s",
-                    "--host",
-                    url,
-                    "--csv",
-                    str(prefix),
-                    "--only-summary",
-                    "--loglevel",
-                    "WARNING",
-                ],
-                check=True,
-            )
-            rows = {r["Name"]: r for r in csv.DictReader(open(f"{prefix}_stats.csv"))}
+        rows = locust_stats(url, args.users, args.seconds)
     finally:
         server.terminate()
         server.wait(10)
