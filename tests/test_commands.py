@@ -20,6 +20,7 @@ from tests.conftest import ROOT, cli, run
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # How each documented command is invoked for its --help: a typer app, an argparse main, the console script, make.
 MODULES = {
+    "benchmarks.centring": "app",
     "benchmarks.gpu_check": "app",
     "benchmarks.serve_load": "main",
     "benchmarks.sweep_scaling": "app",
@@ -146,3 +147,14 @@ def test_the_benchmarks_run_on_tiny_settings(tmp_path, raw_mnist, tiny_data):
     assert re.search(r"max_epochs 1, .*: floor 0\.\d+ \+- 0\.0\d+ \(best epoch 1, .*samples [01]\.\d+", done.stdout), (
         done.output
     )
+
+
+def test_the_centring_benchmark_reads_where_the_ink_is():
+    import torch
+
+    from benchmarks.centring import centres
+
+    x = torch.full((2, 1, 28, 28), -1.0)
+    x[0, 0, 5, 9] = 1.0
+    x[1, 0, 20, 3] = x[1, 0, 22, 3] = 1.0  # two equal dots: their midpoint
+    assert centres(x).tolist() == [[5.0, 9.0], [21.0, 3.0]]
