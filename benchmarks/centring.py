@@ -32,6 +32,19 @@ def centres(images: torch.Tensor) -> torch.Tensor:
     return torch.stack([(ink * rows).sum((1, 2)) / total, (ink * cols).sum((1, 2)) / total], 1)
 
 
+def recentred(images_u8: torch.Tensor) -> torch.Tensor:
+    """Each uint8 image (n, 1, H, W) shifted by whole pixels so its centre of mass rounds to pixel (H/2, W/2), where
+    MNIST's digits have theirs (no real test digit moves); what is shifted in is background (0)."""
+    h, w = images_u8.shape[-2:]
+    shift = (torch.tensor([h / 2, w / 2]) - centres(images_u8.float() / 127.5 - 1)).round().long()
+    pad = int(shift.abs().max()) if len(shift) else 0
+    padded = torch.nn.functional.pad(images_u8, (pad, pad, pad, pad))
+    out = torch.empty_like(images_u8)
+    for i, (dy, dx) in enumerate(shift.tolist()):
+        out[i] = padded[i, :, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+    return out
+
+
 def line(name: str, images: torch.Tensor) -> str:
     c = centres(images)
     mean, spread = c.mean(0).tolist(), c.std(0).tolist()

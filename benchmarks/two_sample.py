@@ -34,6 +34,9 @@ def main(
     width: Annotated[str, typer.Option(help="Comma list of two_sample.width (default: params.yaml's).")] = "",
     seed: Annotated[str, typer.Option(help="Comma list of two_sample.seed (default: params.yaml's).")] = "",
     floor: Annotated[bool, typer.Option(help="Also measure the floor at each setting.")] = True,
+    recentre: Annotated[
+        bool, typer.Option(help="Shift each sample so its centre of mass sits at the centre, as MNIST's digits.")
+    ] = False,
     raw_root: Annotated[Path, typer.Option(help="Folder holding MNIST/raw/.")] = Path("data/raw"),
 ):
     """Print one line per setting: the floor's accuracy and the samples', and the seconds of each test."""
@@ -54,6 +57,10 @@ def main(
     n = p.evaluate.n_samples
     labels = balanced_labels(n, generator.cfg.num_classes) if asks_digits(generator.cfg) else None
     samples = to_uint8(generate(generator, n, p.evaluate.seed, labels))
+    if recentre:  # what the test reads without the samples' placement (benchmarks/centring.py)
+        from benchmarks.centring import recentred
+
+        samples = recentred(samples)
     c = cpu_class()
     typer.echo(
         f"{weights}; {c['cores']}-core {c['cpu']} family {c.get('family')}, {c['capability']}, torch threads "

@@ -158,3 +158,19 @@ def test_the_centring_benchmark_reads_where_the_ink_is():
     x[0, 0, 5, 9] = 1.0
     x[1, 0, 20, 3] = x[1, 0, 22, 3] = 1.0  # two equal dots: their midpoint
     assert centres(x).tolist() == [[5.0, 9.0], [21.0, 3.0]]
+
+
+def test_recentring_moves_samples_to_mnists_centre_and_leaves_real_digits_alone(raw_mnist):
+    import torch
+
+    from benchmarks.centring import centres, recentred
+    from mnist_gan.data.mnist import load_split
+
+    dots = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    dots[0, 0, 5, 9] = 255
+    dots[1, 0, 20:23, 3:6] = 200
+    moved = recentred(dots)
+    assert centres(moved.float() / 127.5 - 1).tolist() == [[14.0, 14.0], [14.0, 14.0]]
+    assert moved.sum((1, 2, 3)).tolist() == dots.sum((1, 2, 3)).tolist()  # shifted, nothing lost
+    real, _ = load_split(raw_mnist, train=False)
+    assert torch.equal(recentred(real[:500]), real[:500])
