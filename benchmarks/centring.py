@@ -17,6 +17,7 @@ import typer
 
 from mnist_gan.data.mnist import load_split
 from mnist_gan.data.pixels import to_float
+from mnist_gan.gan.augment import shifted
 from mnist_gan.gan.models import asks_digits
 from mnist_gan.gan.sampling import balanced_labels, generate, load_generator
 
@@ -36,13 +37,8 @@ def recentred(images_u8: torch.Tensor) -> torch.Tensor:
     """Each uint8 image (n, 1, H, W) shifted by whole pixels so its centre of mass rounds to pixel (H/2, W/2), where
     MNIST's digits have theirs (no real test digit moves); what is shifted in is background (0)."""
     h, w = images_u8.shape[-2:]
-    shift = (torch.tensor([h / 2, w / 2]) - centres(images_u8.float() / 127.5 - 1)).round().long()
-    pad = int(shift.abs().max()) if len(shift) else 0
-    padded = torch.nn.functional.pad(images_u8, (pad, pad, pad, pad))
-    out = torch.empty_like(images_u8)
-    for i, (dy, dx) in enumerate(shift.tolist()):
-        out[i] = padded[i, :, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
-    return out
+    shift = (torch.tensor([h / 2, w / 2]) - centres(to_float(images_u8))).round().long()
+    return shifted(images_u8, shift[:, :1, None], shift[:, 1:, None], fill=0)
 
 
 def line(name: str, images: torch.Tensor) -> str:

@@ -27,17 +27,25 @@ def _offsets(n: int, low: int, high: int, like: Tensor, rng: torch.Generator | N
     return torch.randint(low, high + 1, (n, 1, 1), device=like.device, generator=rng)
 
 
+def shifted(x: Tensor, dy: Tensor, dx: Tensor, fill: float = BACKGROUND) -> Tensor:
+    """Each image of `x` (B, C, H, W) with its content moved by its own whole-pixel (dy, dx) ((B, 1, 1) integers);
+    what enters is `fill`. A gather, so gradients flow to the pixels that stay."""
+    b, _, h, w = x.shape
+    py, px = int(dy.abs().max()), int(dx.abs().max())
+    rows = torch.arange(h, device=x.device).view(1, h, 1) - dy + py  # where each output pixel reads from,
+    cols = torch.arange(w, device=x.device).view(1, 1, w) - dx + px  # in the image padded by (py, px)
+    padded = F.pad(x, (px, px, py, py), value=fill)
+    batch = torch.arange(b, device=x.device).view(b, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # (B, C, H, W)
+    return out.contiguous(memory_format=_layout(x))
+
+
 def translate(x: Tensor, rng: torch.Generator | None = None, ratio: float = TRANSLATION) -> Tensor:
     """Each image shifted by its own (dy, dx), each within +-ratio x its side; what enters is background."""
     b, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
     dy, dx = _offsets(b, -sy, sy, x, rng), _offsets(b, -sx, sx, x, rng)
-    rows = torch.arange(h, device=x.device).view(1, h, 1) + dy + sy  # where each output pixel reads from,
-    cols = torch.arange(w, device=x.device).view(1, 1, w) + dx + sx  # in the image padded by (sy, sx)
-    padded = F.pad(x, (sx, sx, sy, sy), value=BACKGROUND)
-    batch = torch.arange(b, device=x.device).view(b, 1, 1)
-    out = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # (B, C, H, W), a gather
-    return out.contiguous(memory_format=_layout(x))
+    return shifted(x, -dy, -dx)
 
 
 def cutout(x: Tensor, rng: torch.Generator | None = None, ratio: float = CUTOUT) -> Tensor:
