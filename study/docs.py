@@ -320,8 +320,7 @@ def settings_table() -> None:
         flat.update({f"{key}.{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value})
     body = []
     for key in flat:  # params.yaml's order
-        field = FIELDS[key]
-        body.append([f"`{key}`", f"`{json.dumps(flat[key])}`", allowed(field), field.description])
+        body.append([f"`{key}`", f"`{json.dumps(flat[key])}`", allowed(key), FIELDS[key].description])
     out(table(["key", "value in params.yaml", "accepts", "what it does"], body))
 
 

@@ -16,7 +16,18 @@ from mnist_gan.gan.families import FAMILIES
 from mnist_gan.gan.losses import OBJECTIVES
 from mnist_gan.settings import configs
 from mnist_gan.settings.configs import CONFIGS, TOP
-from mnist_gan.settings.params import FIELDS, ParamsError, check_value, load_params, parse, updated, validate
+from mnist_gan.settings.params import (
+    BOUNDS,
+    FIELDS,
+    ParamsError,
+    adapter,
+    allowed,
+    check_value,
+    load_params,
+    parse,
+    updated,
+    validate,
+)
 from stages import sample
 from tests.conftest import ROOT, cli
 
@@ -126,6 +137,27 @@ def test_yaml_syntax_error_is_one_line(tmp_path):
     (tmp_path / "params.yaml").write_text("lr: [0.1\nseed: 1\n")
     with pytest.raises(ParamsError, match="not valid YAML at line"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_every_declared_key_says_every_bound_and_choice_it_checks():
+    """The words of a refusal are read from pydantic's JSON schema of the field, so each bound and choice pydantic
+    enforces is in them, for every key, whatever its type (an unknown kind of schema fails here, not in a user's
+    face)."""
+
+    def parts(schema: dict):
+        yield schema
+        for sub in [*schema.get("anyOf", []), *([schema["items"]] if "items" in schema else [])]:
+            yield from parts(sub)
+
+    for key in FIELDS:
+        schema, words = adapter(key).json_schema(), allowed(key)
+        if schema.get("allowed"):
+            assert words == schema["allowed"]
+            continue
+        for part in parts(schema):
+            assert all(f"{op} {part[k]}" in words for k, op in BOUNDS.items() if k in part), (key, words)
+            assert all(str(choice) in words for choice in part.get("enum", [])), (key, words)
+        assert ("null" in words) == ({"type": "null"} in schema.get("anyOf", [])), (key, words)
 
 
 def test_check_value_is_the_same_rule_for_cli_options():

@@ -9,13 +9,10 @@ from __future__ import annotations
 import copy
 import os
 import re
-import types
-import typing
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import annotated_types as at
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
@@ -68,38 +65,41 @@ def shown(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def allowed(field) -> str:
-    """What a value of this declared field must be, in words, from its type and bounds."""
-    extra = field.json_schema_extra or {}
-    return extra.get("allowed") or _words(field.annotation, field.metadata)
+WORDS = {
+    "integer": ("an integer", "integers"),
+    "number": ("a finite number", "finite numbers"),
+    "string": ("a string", "strings"),
+}
+BOUNDS = {"exclusiveMinimum": ">", "minimum": ">=", "exclusiveMaximum": "<", "maximum": "<="}
 
 
-def _bounds(metadata) -> str:
-    ops = {at.Gt: (">", "gt"), at.Ge: (">=", "ge"), at.Lt: ("<", "lt"), at.Le: ("<=", "le")}
-    parts = [f"{ops[type(m)][0]} {getattr(m, ops[type(m)][1])}" for m in metadata if type(m) in ops]
-    return " and ".join(parts)
+def allowed(key: str) -> str:
+    """What a value of the params.yaml key `key` must be, in words: its declared `allowed`, else read from the JSON
+    schema pydantic makes of the field (every type and bound it checks, said the way it checks them)."""
+    schema = adapter(key).json_schema()
+    return schema.get("allowed") or _words(schema)
 
 
-def _words(tp, metadata) -> str:
-    args, origin = typing.get_args(tp), typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return "null or " + _words(next(a for a in args if a is not type(None)), metadata)
-    if origin is typing.Literal:
-        return "one of " + " | ".join(map(str, args))
-    if tp is bool:
+def _words(s: dict, plural: bool = False) -> str:
+    if "anyOf" in s:
+        return " or ".join(
+            "null" if a.get("type") == "null" else _words(a)
+            for a in sorted(s["anyOf"], key=lambda a: a.get("type") != "null")
+        )
+    if "enum" in s:
+        return "one of " + " | ".join(map(str, s["enum"]))
+    if s["type"] == "boolean":
         return "true or false"
-    if origin is list:
-        lo, hi = (next(getattr(m, k) for m in metadata if hasattr(m, k)) for k in ("min_length", "max_length"))
-        item = typing.get_args(args[0])[1]  # Annotated[int, Field(ge=...)]
-        return f"a list of {lo} to {hi} integers {_bounds(item.metadata)}, e.g. [256, 256]"
-    kind = {int: "an integer", float: "a finite number", str: "a string"}.get(tp, f"a {getattr(tp, '__name__', tp)}")
-    return f"{kind} {_bounds(metadata)}".strip()
+    if s["type"] == "array":
+        return f"a list of {s['minItems']} to {s['maxItems']} {_words(s['items'], plural=True)}, e.g. [256, 256]"
+    bounds = " and ".join(f"{op} {s[k]}" for k, op in BOUNDS.items() if k in s)
+    return f"{WORDS[s['type']][plural]} {bounds}".strip()
 
 
 @cache
 def adapter(key: str) -> TypeAdapter:
     field = FIELDS[key]
-    return TypeAdapter(typing.Annotated[field.annotation, field], config=STRICT)
+    return TypeAdapter(Annotated[field.annotation, field], config=STRICT)
 
 
 def check_value(key: str, value: Any, where: str = "") -> Any:
@@ -108,7 +108,7 @@ def check_value(key: str, value: Any, where: str = "") -> Any:
     try:
         return adapter(key).validate_python(value)
     except ValidationError:
-        raise ParamsError(f"{where}{key} = {shown(value)} is not allowed; expected {allowed(FIELDS[key])}") from None
+        raise ParamsError(f"{where}{key} = {shown(value)} is not allowed; expected {allowed(key)}") from None
 
 
 def _checked(raw: Any, keys: list[str], prefix: str, where: str) -> dict:
