@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from mnist_gan.settings.configs import CONFIGS, TOP, settings
+from mnist_gan.settings.configs import CONFIGS, TOP, fields_of
 from mnist_gan.settings.params import FIELDS, SECTIONS
 from tests.conftest import DVC, ROOMS, ROOT, all_modules, imported_modules, library_modules, run
 
@@ -238,8 +238,8 @@ def settings_read(script: str) -> set[str]:
 
     def keys(group: str, only: str | None = None) -> set[str]:
         prefix = "" if group in TOP else f"{group}."
-        assert only is None or only in settings(CONFIGS[group]), f"{script}: P.{group}.{only} is no setting"
-        return {prefix + k for k in ([only] if only else settings(CONFIGS[group]))}
+        assert only is None or only in fields_of(CONFIGS[group]), f"{script}: P.{group}.{only} is no setting"
+        return {prefix + k for k in ([only] if only else fields_of(CONFIGS[group]))}
 
     tree = ast.parse((ROOT / script).read_text())
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
@@ -263,7 +263,7 @@ def settings_listed(stage: dict) -> set[str]:
         if isinstance(entry, dict):
             out.add("*")
         elif entry in SECTIONS:
-            out |= {f"{entry}.{k}" for k in settings(CONFIGS[entry])}
+            out |= {f"{entry}.{k}" for k in fields_of(CONFIGS[entry])}
         else:
             out.add(entry)
     return out

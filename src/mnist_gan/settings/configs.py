@@ -106,7 +106,7 @@ class GANConfig:
 def recorded_gan(recorded: dict) -> GANConfig:
     """The GANConfig a weights file records (generator.pt's "config", the safetensors metadata); a network setting
     the file predates takes the value it was built with (its declared `before`), so such a file still loads."""
-    before = {k: facts(f)["before"] for k, f in settings(GANConfig).items() if "before" in facts(f)}
+    before = {k: facts(f)["before"] for k, f in fields_of(GANConfig).items() if "before" in facts(f)}
     return GANConfig(**{**before, **recorded})
 
 
@@ -338,7 +338,7 @@ def groups(p: Params) -> dict[str, Any]:
     return {name: getattr(p, name) for name in CONFIGS}
 
 
-def settings(cfg: type | object) -> dict[str, Any]:
+def fields_of(cfg: type | object) -> dict[str, Any]:
     """{name: pydantic FieldInfo} of the fields of a config that params.yaml sets (those with help), in order."""
     cls = cfg if isinstance(cfg, type) else type(cfg)
     return {k: f for k, f in cls.__pydantic_fields__.items() if f.description}
@@ -346,14 +346,14 @@ def settings(cfg: type | object) -> dict[str, Any]:
 
 def values(cfg: object) -> dict[str, Any]:
     """A config's settings as {params.yaml key: value} (derived fields left out)."""
-    return {k: getattr(cfg, k) for k in settings(cfg)}
+    return {k: getattr(cfg, k) for k in fields_of(cfg)}
 
 
 def declared() -> dict[str, Any]:
     """Every params.yaml key ("lr", "sample.seed") -> its FieldInfo, in params.yaml's order."""
     out = {}
     for group, cfg in CONFIGS.items():
-        out.update({(k if group in TOP else f"{group}.{k}"): f for k, f in settings(cfg).items()})
+        out.update({(k if group in TOP else f"{group}.{k}"): f for k, f in fields_of(cfg).items()})
     return out
 
 

@@ -17,7 +17,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from mnist_gan.errors import PipelineError
-from mnist_gan.settings.configs import CONFIGS, MODELS, STRICT, TOP, Params, declared, settings
+from mnist_gan.settings.configs import CONFIGS, MODELS, STRICT, TOP, Params, declared, fields_of
 
 
 class ParamsError(PipelineError, ValueError):
@@ -131,10 +131,10 @@ def _checked(raw: Any, keys: list[str], prefix: str, where: str) -> dict:
 def validate(raw: Any, where: str = "params.yaml") -> dict:
     """Check every key of a params mapping (params.yaml's layout); return it with numbers normalised (1 -> 1.0
     for floats)."""
-    top = [k for g in TOP for k in settings(CONFIGS[g])]
+    top = [k for g in TOP for k in fields_of(CONFIGS[g])]
     p = _checked(raw, [*top, *SECTIONS], "", where)
     for section in SECTIONS:
-        p[section] = _checked(raw[section], list(settings(CONFIGS[section])), f"{section}.", where)
+        p[section] = _checked(raw[section], list(fields_of(CONFIGS[section])), f"{section}.", where)
     need, size = MODELS[p["model"]], p["normalize"]["image_size"]  # conv families are built for one size
     if need is not None and size != need:
         raise ParamsError(
@@ -146,7 +146,7 @@ def validate(raw: Any, where: str = "params.yaml") -> dict:
 def parse(raw: Any, where: str = "params.yaml") -> Params:
     """A params mapping, validated, as the `Params` every stage reads: the only way one is built."""
     p = validate(raw, where)
-    parts = {g: CONFIGS[g](**{k: p[k] for k in settings(CONFIGS[g])}) for g in TOP}
+    parts = {g: CONFIGS[g](**{k: p[k] for k in fields_of(CONFIGS[g])}) for g in TOP}
     return Params(**parts, **{s: CONFIGS[s](**p[s]) for s in SECTIONS})
 
 
