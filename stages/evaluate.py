@@ -10,7 +10,7 @@ import typer
 from mnist_gan.data.mnist import load_split
 from mnist_gan.evaluation.classifier import load_classifier
 from mnist_gan.evaluation.scoring import evaluate_weights
-from mnist_gan.outputs.scores import write_evaluation
+from mnist_gan.outputs.evaluation_files import write_evaluation
 from mnist_gan.runtime import stage_device
 from mnist_gan.stage import DeviceOption, params_or_exit, require, run, setting_option
 
