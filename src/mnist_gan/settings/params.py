@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError, create_model
 
 from mnist_gan.errors import PipelineError
 from mnist_gan.settings.configs import CONFIGS, MODELS, STRICT, TOP, Params, declared, fields_of
@@ -111,30 +111,42 @@ def check_value(key: str, value: Any, where: str = "") -> Any:
         raise ParamsError(f"{where}{key} = {shown(value)} is not allowed; expected {allowed(key)}") from None
 
 
-def _checked(raw: Any, keys: list[str], prefix: str, where: str) -> dict:
-    """The mapping `raw` of one level (top or a section), every key present, known and allowed."""
-    if not isinstance(raw, dict):
-        raise ParamsError(
-            f"{where}: {prefix.rstrip('.') or 'the file'} must be a mapping of keys to values, got {shown(raw)}"
-        )
-    unknown = sorted(set(raw) - set(keys), key=str)
-    if unknown:
-        raise ParamsError(f"{where}: unknown key {prefix}{unknown[0]} (allowed here: {', '.join(keys)})")
-    out = {}
-    for key in keys:
-        if key not in raw:
-            raise ParamsError(f"{where}: missing key {prefix}{key}")
-        out[key] = raw[key] if key in SECTIONS else check_value(prefix + key, raw[key], f"{where}: ")
-    return out
+@cache
+def _layout() -> TypeAdapter:
+    """params.yaml's layout as one pydantic model: the top-level settings, then a model per section; strict, every
+    key required, no other key allowed."""
+
+    def model(name: str, fields: dict, **sections: Any) -> type:
+        return create_model(name, __config__=STRICT, **{k: (f.annotation, f) for k, f in fields.items()}, **sections)
+
+    top = {k: f for g in TOP for k, f in fields_of(CONFIGS[g]).items()}
+    return TypeAdapter(model("params", top, **{s: (model(s, fields_of(CONFIGS[s])), ...) for s in SECTIONS}))
+
+
+def _refusal(error: dict, raw: Any) -> str:
+    """pydantic's first error as one line: the key, its value as written, what the key accepts."""
+    loc = [str(part) for part in error["loc"]]
+    key = next((k for n in range(len(loc), 0, -1) if (k := ".".join(loc[:n])) in FIELDS), ".".join(loc))
+    if error["type"] == "missing":
+        return f"missing key {key}"
+    if error["type"] == "extra_forbidden":
+        here = [k for k in [*FIELDS, *SECTIONS] if k.rpartition(".")[0] == key.rpartition(".")[0]]
+        return f"unknown key {key} (allowed here: {', '.join(k.rpartition('.')[2] for k in here)})"
+    value = raw
+    for part in key.split(".") if key else []:
+        value = value[part]
+    if key not in FIELDS:
+        return f"{key or 'the file'} must be a mapping of keys to values, got {shown(value)}"
+    return f"{key} = {shown(value)} is not allowed; expected {allowed(key)}"
 
 
 def validate(raw: Any, where: str = "params.yaml") -> dict:
     """Check every key of a params mapping (params.yaml's layout); return it with numbers normalised (1 -> 1.0
     for floats)."""
-    top = [k for g in TOP for k in fields_of(CONFIGS[g])]
-    p = _checked(raw, [*top, *SECTIONS], "", where)
-    for section in SECTIONS:
-        p[section] = _checked(raw[section], list(fields_of(CONFIGS[section])), f"{section}.", where)
+    try:
+        p = _layout().validate_python(raw).model_dump()
+    except ValidationError as e:
+        raise ParamsError(f"{where}: {_refusal(e.errors()[0], raw)}") from None
     need, size = MODELS[p["model"]], p["normalize"]["image_size"]  # conv families are built for one size
     if need is not None and size != need:
         raise ParamsError(
