@@ -21,6 +21,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # How each documented command is invoked for its --help: a typer app, an argparse main, the console script, make.
 MODULES = {
     "benchmarks.centring": "app",
+    "benchmarks.confusions": "app",
     "benchmarks.gpu_check": "app",
     "benchmarks.serve_load": "main",
     "benchmarks.sweep_scaling": "app",
@@ -158,6 +159,17 @@ def test_the_centring_benchmark_reads_where_the_ink_is():
     x[0, 0, 5, 9] = 1.0
     x[1, 0, 20, 3] = x[1, 0, 22, 3] = 1.0  # two equal dots: their midpoint
     assert centres(x).tolist() == [[5.0, 9.0], [21.0, 3.0]]
+
+
+def test_the_confusions_benchmark_counts_each_misreading_by_asked_and_read():
+    import torch
+
+    from benchmarks.confusions import line, misreadings
+
+    labels = torch.tensor([7, 7, 7, 4, 4, 1])
+    probs = torch.nn.functional.one_hot(torch.tensor([9, 7, 9, 9, 4, 1]), 10).float()
+    assert misreadings(probs, labels) == {(7, 9): 2, (4, 9): 1}
+    assert line("g", probs, labels) == "g: 3 of 6 misread (50.00% read as asked); most: 7 -> 9 2, 4 -> 9 1"
 
 
 def test_recentring_moves_samples_to_mnists_centre_and_leaves_real_digits_alone(raw_mnist):
