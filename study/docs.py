@@ -206,7 +206,7 @@ def results() -> None:
 
 
 def named_recipes(block: bool = True, pareto: str = "pareto.md") -> None:
-    """docs/recipes.md and README (`block=False`: a paragraph each; `pareto`: the link to docs/pareto.md from the
+    """docs/recipes.md and README (`block=False`: a bullet each; `pareto`: the link to docs/pareto.md from the
     page): each of the study's named recipes (settings/recipes.yaml `study:`) as its `dvc exp run` line, with the
     mean of its runs (docs/pareto.jsonl: one per seed, scored by today's evaluation) and the train stage's wall time
     on the CPU class they ran on."""
@@ -222,7 +222,7 @@ def named_recipes(block: bool = True, pareto: str = "pareto.md") -> None:
         if block:
             line = f"```bash\n{study_line(name)}   # {name}: {recipe['title']}\n```"
         else:
-            line = f"`{study_line(name)}` ({name}, {recipe['title']})"
+            line = f"- `{study_line(name)}` ({name}, {recipe['title']})"
         if not runs:
             blocks.append(line)
             continue
@@ -237,7 +237,7 @@ def named_recipes(block: bool = True, pareto: str = "pareto.md") -> None:
             f"[docs/pareto.md]({pareto}))."
         )
         blocks.append(f"{line}\n\n{what.capitalize()}: {measured}" if block else f"{line}: {what}: {measured}")
-    out("\n\n".join(blocks))
+    out(("\n\n" if block else "\n").join(blocks))
 
 
 def legend() -> None:
