@@ -117,6 +117,9 @@ def test_unknown_and_missing_keys():
     raw = good()
     raw["sample"]["colour"] = "red"
     assert "unknown key sample.colour" in error_for(raw)
+    raw = good()
+    raw["learning_rate"] = raw.pop("lr")  # misspelt: named, with the keys allowed, before the key it stands for
+    assert "unknown key learning_rate (allowed here: model," in error_for(raw)
 
 
 def test_model_and_image_size_must_agree():

@@ -146,7 +146,8 @@ def validate(raw: Any, where: str = "params.yaml") -> dict:
     try:
         p = _layout().validate_python(raw).model_dump()
     except ValidationError as e:
-        raise ParamsError(f"{where}: {_refusal(e.errors()[0], raw)}") from None
+        first = min(e.errors(), key=lambda error: error["type"] != "extra_forbidden")  # a misspelt key: its name
+        raise ParamsError(f"{where}: {_refusal(first, raw)}") from None
     need, size = MODELS[p["model"]], p["normalize"]["image_size"]  # conv families are built for one size
     if need is not None and size != need:
         raise ParamsError(
