@@ -224,3 +224,56 @@ def test_a_weights_file_from_before_the_new_network_settings_still_loads(tmp_pat
     loaded = load_generator(tmp_path / "generator.pt")
     z = torch.randn(4, *generator.latent_shape)
     assert torch.equal(loaded(z), generator(z))
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_ac_gan_adds_the_cross_entropy_of_ds_classifier_to_both_losses(joint):
+    """ac_weight w: D's loss adds w x the cross-entropy of its classifier head on the real images' labels, G's adds
+    w x that on its samples' labels, computed in the same pass as D's logits (with D's real and fake images in one
+    pass or two); with w = 0 D has no head and the losses are the objective's alone."""
+    from tests.conftest import DEFAULTS
+
+    torch.manual_seed(1)
+    real, z, y = torch.rand(8, 1, 28, 28) * 2 - 1, torch.randn(8, 100, 1, 1), torch.arange(8) % 10
+    start = {}
+
+    def step(w: float):
+        train = updated(DEFAULTS, ac_weight=w, precision="fp32", r1_gamma=0.0 if joint else 1.0).train
+        torch.manual_seed(0)
+        generator, discriminator = build_gan(gan_config(DEFAULTS.gan, train, 28))
+        if start:  # the networks the first call started from (D without its head)
+            generator.load_state_dict(start["g"])
+            discriminator.load_state_dict(start["d"], strict=False)
+        start.update(g=copy.deepcopy(generator.state_dict()), d=copy.deepcopy(discriminator.state_dict()))
+        opts = torch.optim.SGD(generator.parameters(), lr=0.0), torch.optim.SGD(discriminator.parameters(), lr=0.0)
+        plan = plan_for(train, discriminator, torch.device("cpu"))
+        assert plan.joint_d == joint
+        d_seen = copy.deepcopy(discriminator)
+        stats = train_step(Models(generator, discriminator, *opts), real[None], z[None], y[None], plan, False)
+        return stats, generator, discriminator, d_seen
+
+    with_ac, g, d, d_seen = step(1.5)
+    assert d.classifier.out_features == 10
+    without, _, plain, _ = step(0.0)
+    assert plain.classifier is None
+    _, classes = d_seen(real, y, classes=True)
+    ce_real = nn.functional.cross_entropy(classes, y).item()
+    assert with_ac["loss_d"].item() == pytest.approx(without["loss_d"].item() + 1.5 * ce_real, rel=1e-5)
+    with torch.no_grad():
+        _, classes = d(g(z, y), y, classes=True)
+    ce_fake = nn.functional.cross_entropy(classes, y).item()
+    # rel 1e-4: D's spectral norm took one more power iteration since G's loss was computed
+    assert with_ac["loss_g"].item() == pytest.approx(without["loss_g"].item() + 1.5 * ce_fake, rel=1e-4)
+
+
+def test_ac_gan_needs_labels_and_a_head():
+    """ac_weight needs classes (digits, or self-conditioning clusters); a D built without the head says it has none."""
+    from tests.conftest import DEFAULTS
+
+    with pytest.raises(ParamsError, match=r"ac_weight = 1\.0 needs labels for D's classifier"):
+        updated(DEFAULTS, ac_weight=1.0, conditional=False, clusters=0)
+    clustered = updated(DEFAULTS, ac_weight=1.0, conditional=False, clusters=7)
+    assert gan_config(clustered.gan, clustered.train, 28, [1 / 7] * 7).d_classes == 7
+    _, discriminator = build_gan(gan_config(DEFAULTS.gan, DEFAULTS.train, 28))
+    with pytest.raises(ValueError, match="no auxiliary classifier"):
+        discriminator(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), classes=True)

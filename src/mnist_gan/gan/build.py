@@ -27,15 +27,18 @@ def gan_config(
 ) -> GANConfig:
     """The networks' settings completed with their derived fields: `image_size` (normalize.image_size), the
     classes (10 digits when conditional; one per cluster for a self-conditioned model, whose cluster shares are
-    `class_prior`), and D's BatchNorm, kept (the seeds') unless something needs per-sample outputs: spectral norm
-    (SN-GAN's D has none) or any penalty on D's input gradients (WGAN-GP's, R1)."""
+    `class_prior`), D's BatchNorm, kept (the seeds') unless something needs per-sample outputs: spectral norm
+    (SN-GAN's D has none) or any penalty on D's input gradients (WGAN-GP's, R1), and D's auxiliary classifier
+    (`ac_weight` > 0: a head over the same classes)."""
     penalties = any(v > 0 for v in penalty_weights(train).values())
+    classes = NUM_CLASSES if train.conditional else len(class_prior or ())
     return replace(
         gan,
         image_size=image_size,
         d_batchnorm=not (gan.spectral_norm or penalties),
-        num_classes=NUM_CLASSES if train.conditional else len(class_prior or ()),
+        num_classes=classes,
         class_prior=None if train.conditional else class_prior,
+        d_classes=classes if train.ac_weight > 0 else 0,
     )
 
 

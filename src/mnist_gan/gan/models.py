@@ -8,7 +8,8 @@ The reference is pytorch/examples ``dcgan/main.py``; a family builds the bodies;
   gain and bias, so the label steers every layer, not only the input; the BN-free MLP G embeds the label and
   concatenates it to z (Mirza & Osindero 2014). D: a projection head (Miyato & Koyama 2018),
   logit = w.h + embed(y).h on D's last features h, which measured far better than concatenating one-hot
-  vectors to the input (the projection is the inner product the optimal D under hinge/BCE has).
+  vectors to the input (the projection is the inner product the optimal D under hinge/BCE has). With
+  `d_classes` > 0 (`ac_weight`), D also has an auxiliary classifier head on h (AC-GAN, Odena et al. 2017).
 - ``spectral_norm``: every Conv/Linear/Embedding of D is spectrally normalized (Miyato et al. 2018).
 - ``d_batchnorm``: whether D's hidden layers use BatchNorm (the seeds do; spectral norm and a gradient
   penalty want a D without batch statistics).
@@ -53,7 +54,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x, y): images (B, C, H, W) and labels (B,) or None -> logits (B,).
+    """D(x, y): images (B, C, H, W) and labels (B,) or None -> logits (B,); with `classes=True` also the class
+    logits (B, d_classes) of its auxiliary classifier, from the same features in the same pass.
 
     logit = head(h) [+ <embed(y), h>] with h = body(x): the projection discriminator when conditional.
     """
@@ -64,17 +66,22 @@ class Discriminator(nn.Module):
         self.body, features = family(cfg).discriminator(cfg)
         self.head = nn.Linear(features, 1, bias=family(cfg).d_head_bias or d_bias(cfg))  # the seeds' last layer
         self.embed = nn.Embedding(cfg.num_classes, features) if cfg.num_classes else None
+        self.classifier = nn.Linear(features, cfg.d_classes) if cfg.d_classes else None  # AC-GAN's head
         if cfg.spectral_norm:
             for module in list(self.modules()):
                 if isinstance(module, (nn.Conv2d, nn.Linear, nn.Embedding)):
                     _sn(module)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, classes: bool = False):
         h = self.body(x)  # (B, F)
         logits = self.head(h).flatten()
         if self.embed is not None:
             logits = logits + (self.embed(y) * h).sum(1)  # projection (Miyato & Koyama 2018)
-        return logits
+        if not classes:
+            return logits
+        if self.classifier is None:
+            raise ValueError("this D has no auxiliary classifier (d_classes = 0): it cannot return class logits")
+        return logits, self.classifier(h)
 
 
 def asks_digits(cfg: GANConfig) -> bool:

@@ -4,6 +4,9 @@ Update order is that of pytorch/examples dcgan/main.py: first D on a real batch 
 G through D(G(z)). The objective comes from `losses.OBJECTIVES` by name; a regularizer (R1, WGAN-GP's
 gradient penalty) adds its term to D's loss, and WGAN-GP takes `d_steps` critic updates per G update. With an
 `augment` policy D sees every image, real and fake, in both updates through `augment.augment` (DiffAugment).
+With `ac_weight` > 0 (AC-GAN, Odena et al. 2017) D's auxiliary classifier learns the real images' labels and G's
+loss adds its cross-entropy on the samples' labels, both times the weight (the classifier learns from real images
+only, so it never learns G's mistakes as a class).
 bf16 autocast where the device runs it natively (`precision`); losses are always computed in fp32.
 """
 
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mnist_gan.gan.augment import augment
@@ -42,6 +46,7 @@ class StepPlan:
     device_type: str
     reg_every: int = 1  # the penalties apply at every reg_every-th step (lazy regularization)
     augment: str = "none"  # what D sees every image through (gan/augment.py)
+    ac_weight: float = 0.0  # AC-GAN: the weight of D's classifier loss on real labels and of G's on its samples'
 
     def autocast(self, cache: bool = True) -> torch.autocast:
         """bf16 autocast, disabled for fp32. `cache`: autocast's cache of cast weights, which a CUDA graph capture
@@ -83,6 +88,7 @@ def plan_for(cfg: TrainConfig, discriminator: nn.Module, device: torch.device) -
         device_type=device.type,
         reg_every=cfg.reg_every,
         augment=cfg.augment,
+        ac_weight=cfg.ac_weight,
     )
 
 
@@ -125,12 +131,15 @@ def _update_d(models: Models, x, noise, lab, plan: StepPlan, regularize: bool, r
         if plan.joint_d:
             both = None if lab is None else torch.cat([lab, lab])
             seen = plan.seen(torch.cat([x, fake.detach()]), rng)
-            logits_real, logits_fake = discriminator(seen, both).float().chunk(2)
+            logits, classes = _scored(discriminator, seen, both, plan)
+            logits_real, logits_fake = logits.chunk(2)
         else:
             seen_real, seen_fake = plan.seen(x, rng), plan.seen(fake.detach(), rng)
-            logits_real = discriminator(seen_real, lab).float()
+            logits_real, classes = _scored(discriminator, seen_real, lab, plan)
             logits_fake = discriminator(seen_fake, lab).float()
         loss_d = plan.objective.d_loss(logits_real, logits_fake)
+        if classes is not None:  # AC-GAN: D's classifier learns the real images' labels (the first len(x) rows)
+            loss_d = loss_d + plan.ac_weight * F.cross_entropy(classes[: len(x)], lab)
         for factor, regularizer in plan.penalties if regularize else ():  # on the images as D saw them
             loss_d = loss_d + factor * regularizer.penalty(discriminator, seen_real, seen_fake, lab, rng)
     loss_d.backward()
@@ -149,18 +158,29 @@ def _update_g(models: Models, fake, x, lab, plan: StepPlan, rng, cache: bool) ->
     critic.requires_grad_(False)
     try:
         with plan.autocast(cache):
-            logits = critic(plan.seen(fake, rng), lab).float()
+            logits, classes = _scored(critic, plan.seen(fake, rng), lab, plan)
             if plan.objective.paired:  # the real images these fakes are paired with, scored by the current D
                 with torch.no_grad():
                     paired_real = critic(plan.seen(x, rng), lab).float()
                 loss_g = plan.objective.g_loss(logits, paired_real)
             else:
                 loss_g = plan.objective.g_loss(logits)
+            if classes is not None:  # AC-GAN: G's samples should read as the labels they were drawn for
+                loss_g = loss_g + plan.ac_weight * F.cross_entropy(classes, lab)
         loss_g.backward()
     finally:
         critic.requires_grad_(True)
     opt_g.step()
     return loss_g
+
+
+def _scored(discriminator: nn.Module, images, lab, plan: StepPlan):
+    """D's logits (B,) on `images` in fp32 and, when the plan is an AC-GAN's, its class logits (B, K) from the same
+    pass (else None)."""
+    if plan.ac_weight == 0:
+        return discriminator(images, lab).float(), None
+    logits, classes = discriminator(images, lab, classes=True)
+    return logits.float(), classes.float()
 
 
 def make_optimizers(generator: nn.Module, discriminator: nn.Module, cfg: TrainConfig, capturable: bool = False):

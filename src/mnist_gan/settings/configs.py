@@ -101,6 +101,7 @@ class GANConfig:
         "unconditional Gs: BatchNorm gains and biases from z by a small MLP (Chen et al. 2019)", before=False, cost=True
     )
     d_batchnorm: bool = True  # derived: BatchNorm in D's hidden layers unless SN or a gradient penalty needs none
+    d_classes: int = 0  # derived: the classes of D's auxiliary classifier head (ac_weight > 0: num_classes); 0 = none
 
 
 def recorded_gan(recorded: dict) -> GANConfig:
@@ -179,6 +180,12 @@ class TrainConfig:
         "D-side DiffAugment of real and fake alike: none | translation | cutout | translation,cutout",
         before="none",
         cost=True,
+    )
+    ac_weight: float = setting(
+        "AC-GAN (Odena et al. 2017): D also classifies real images, G's must read as asked; 0 = off",
+        ge=0.0,
+        lt=1e4,
+        before=0.0,
     )
     ema_decay: float = setting(
         "EMA of G's weights (ramped up as (1+t)/(10+t)); 0 = off; generator.pt is the EMA G", ge=0.0, lt=1.0

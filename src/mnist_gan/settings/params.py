@@ -153,6 +153,11 @@ def validate(raw: Any, where: str = "params.yaml") -> dict:
         raise ParamsError(
             f"{where}: normalize.image_size = {size} does not fit model = {p['model']!r}; expected {need}"
         )
+    if p["ac_weight"] > 0 and not (p["conditional"] or p["clusters"]):
+        raise ParamsError(
+            f"{where}: ac_weight = {shown(p['ac_weight'])} needs labels for D's classifier; expected conditional = true"
+            " or clusters > 0, or ac_weight = 0"
+        )
     return p
 
 
