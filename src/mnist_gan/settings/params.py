@@ -108,7 +108,11 @@ def check_value(key: str, value: Any, where: str = "") -> Any:
     try:
         return adapter(key).validate_python(value)
     except ValidationError:
-        raise ParamsError(f"{where}{key} = {shown(value)} is not allowed; expected {allowed(key)}") from None
+        raise ParamsError(f"{where}{not_allowed(key, value)}") from None
+
+
+def not_allowed(key: str, value: Any) -> str:
+    return f"{key} = {shown(value)} is not allowed; expected {allowed(key)}"
 
 
 @cache
@@ -137,7 +141,7 @@ def _refusal(error: dict, raw: Any) -> str:
         value = value[part]
     if key not in FIELDS:
         return f"{key or 'the file'} must be a mapping of keys to values, got {shown(value)}"
-    return f"{key} = {shown(value)} is not allowed; expected {allowed(key)}"
+    return not_allowed(key, value)
 
 
 def validate(raw: Any, where: str = "params.yaml") -> dict:
