@@ -235,6 +235,7 @@ CONDITIONING = {
     "unconditional": {"conditional": False, "clusters": 0},
     "digits": {"conditional": True},
     "clusters": {"conditional": False, "clusters": 4},
+    "clusters, AC-GAN": {"conditional": False, "clusters": 4, "ac_weight": 1.0},  # D's head: the cluster ids
 }
 CASES = [  # every objective x conditioning on dcgan, every other family x conditioning; the default's in the fast tier
     pytest.param(family, loss, c, marks=() if (family, loss) == ("dcgan", "hinge") else pytest.mark.slow)
