@@ -187,6 +187,23 @@ def test_minibatch_std_and_nearest_upsampling_build_for_every_family(name):
         assert any(isinstance(m, nn.Upsample) for m in generator.modules())
 
 
+@pytest.mark.parametrize("name", [n for n in PRESETS if not n.startswith("mlp")])
+def test_nearest_last_upsamples_only_the_step_to_full_size(name):
+    """g_upsample: nearest_last: one Upsample + 3x3 conv, the step to the image's full size; the steps below it
+    stay stride-2 ConvTranspose2d, as in the transposed G, and the image keeps its shape and range."""
+    cfg = config(name, g_upsample="nearest_last")
+    generator = build_gan(cfg, "dcgan")[0]
+    transposed = build_gan(config(name), "dcgan")[0]
+    assert [m.size for m in generator.modules() if isinstance(m, nn.Upsample)] == [(cfg.image_size,) * 2]
+
+    def strided(g: nn.Module) -> int:
+        return sum(isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2) for m in g.modules())
+
+    assert strided(generator) == strided(transposed) - 1 >= 1
+    images = generator(torch.randn(4, *generator.latent_shape))
+    assert images.shape == (4, 1, cfg.image_size, cfg.image_size) and images.abs().max() <= 1
+
+
 def test_minibatch_std_groups_consecutive_samples():
     """A joint D pass holds B reals then B fakes: with B a multiple of the group, no group mixes them."""
     from mnist_gan.gan.layers import MinibatchStdDev

@@ -25,7 +25,7 @@ MODELS = {"dcgan": 28, "dcgan64": 64, "conv": 28, "mlp": None}  # family -> the 
 LOSSES = ("bce", "hinge", "wgan-gp", "lsgan", "rpgan")
 INITS = ("dcgan", "pytorch")
 SCHEDULES = ("constant", "linear", "cosine")  # gan/schedules.py: the learning rate over the run
-UPSAMPLING = ("transposed", "nearest")  # how G doubles its resolution (gan/layers.py `upsample`)
+UPSAMPLING = ("transposed", "nearest", "nearest_last")  # how G doubles its resolution (gan/layers.py `g_up`)
 AUGMENTS = ("none", "translation", "cutout", "translation,cutout")  # D's view of every image (gan/augment.py)
 STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
 config = dataclass(config=STRICT, kw_only=True)
@@ -93,7 +93,8 @@ class GANConfig:
         "a minibatch-std channel before D's last layer (StyleGAN): D sees the batch's variety", before=False, cost=True
     )
     g_upsample: Literal[UPSAMPLING] = setting(
-        "how conv Gs double their size: transposed (ConvTranspose2d) | nearest (Upsample + 3x3 conv)",
+        "how conv Gs double their size: transposed (ConvTranspose2d) | nearest (Upsample + 3x3 conv) | nearest_last "
+        "(nearest in the step to full size only)",
         before="transposed",
         cost=True,
     )
