@@ -43,7 +43,7 @@ class DCGAN28:
             *g_up(cfg, f * 2, f, 14),
             g_norm(cfg, f),
             g_act(cfg),  # f x 14 x 14
-            *g_up(cfg, f, c, 28, full_size=True),
+            *g_up(cfg, f, c, 28),
             nn.Tanh(),  # c x 28 x 28
         ), (z, 1, 1)
 
@@ -86,7 +86,7 @@ class DCGAN64:
             *g_up(cfg, f * 2, f, 32),
             g_norm(cfg, f),
             g_act(cfg),  # f x 32 x 32
-            *g_up(cfg, f, c, 64, full_size=True),
+            *g_up(cfg, f, c, 64),
             nn.Tanh(),  # c x 64 x 64
         ), (z, 1, 1)
 
@@ -125,7 +125,7 @@ class Conv28:
             *g_up(cfg, z, f * 4, 14, bias=True),
             g_norm(cfg, f * 4),
             g_act(cfg),  # (f*4) x 14 x 14
-            *g_up(cfg, f * 4, f * 2, 28, bias=True, full_size=True),
+            *g_up(cfg, f * 4, f * 2, 28, bias=True),
             g_norm(cfg, f * 2),
             g_act(cfg),  # (f*2) x 28 x 28
             nn.ConvTranspose2d(f * 2, c, 3, stride=1, padding=1),

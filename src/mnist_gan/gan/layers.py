@@ -91,13 +91,12 @@ def g_up(
     kernel: int = 4,
     padding: int = 1,
     bias: bool = False,
-    full_size: bool = False,
 ) -> list[nn.Module]:
     """G's step up to `size` x `size`: a stride-2 ConvTranspose2d (DCGAN; `kernel`, `padding` as the family has
     them), or with `g_upsample: nearest` a nearest-neighbour Upsample and a 3x3 Conv2d (Odena et al. 2016: no
     checkerboard artefacts); `nearest_last` takes the latter only in the step to the image's full size
-    (`full_size`), where the strokes are drawn."""
-    if cfg.g_upsample == "nearest" or (cfg.g_upsample == "nearest_last" and full_size):
+    (`size == cfg.image_size`), where the strokes are drawn."""
+    if cfg.g_upsample == "nearest" or (cfg.g_upsample == "nearest_last" and size == cfg.image_size):
         return [nn.Upsample(size=(size, size), mode="nearest"), nn.Conv2d(n_in, n_out, 3, padding=1, bias=bias)]
     return [nn.ConvTranspose2d(n_in, n_out, kernel, stride=2, padding=padding, bias=bias)]
 
