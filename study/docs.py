@@ -23,6 +23,8 @@ import yaml
 
 from mnist_gan.evaluation.registry import METRICS, METRICS_FILE, summary
 from mnist_gan.outputs.markdown import markdown_table as table
+from mnist_gan.settings.recipes import FILE as RECIPES_FILE
+from mnist_gan.settings.recipes import flag, shared, study_recipes
 from study.rows import (
     QUALITY,
     ROOT,
@@ -59,9 +61,22 @@ def out(text: str) -> None:
 
 def recipes() -> None:
     """docs/recipes.md: the five `dvc exp run` lines (src/mnist_gan/settings/recipes.yaml)."""
-    from mnist_gan.settings.recipes import shell_lines
-
     out("```bash\n" + "\n".join(wrap(line) for line in shell_lines()) + "\n```")
+
+
+def shell_lines() -> list[str]:
+    """docs/recipes.md's block: `SEEDS="..."` (the shared flags), then one `dvc exp run $SEEDS ...` per seed."""
+    lines = ['SEEDS="' + " ".join(f"-S {flag(k, v)}" for k, v in shared().items()) + '"']
+    for seed, recipe in yaml.safe_load(RECIPES_FILE.read_text())["recipes"].items():
+        own = [flag(k, v) for k, v in recipe["set"].items()]  # the seed's own keys, after the shared ones
+        quoted = [f"'{f}'" if "[" in f else f for f in own]
+        lines.append(f"dvc exp run $SEEDS {' '.join(f'-S {f}' for f in quoted)}   # seed {seed}: {recipe['title']}")
+    return lines
+
+
+def study_line(name: str) -> str:
+    """A study recipe's `dvc exp run` line."""
+    return "dvc exp run " + " ".join(f"-S {flag(k, v)}" for k, v in study_recipes()[name]["set"].items())
 
 
 def wrap(line: str, width: int = 116) -> str:
@@ -210,8 +225,6 @@ def named_recipes(block: bool = True, pareto: str = "pareto.md") -> None:
     page): each of the study's named recipes (settings/recipes.yaml `study:`) as its `dvc exp run` line, with the
     mean of its runs (docs/pareto.jsonl: one per seed, scored by today's evaluation) and the train stage's wall time
     on the CPU class they ran on."""
-    from mnist_gan.settings.recipes import study_line, study_recipes
-
     blocks = []
     for name, recipe in study_recipes().items():
         runs = [

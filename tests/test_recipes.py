@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from mnist_gan.settings.params import load_params, parse, with_changes
-from mnist_gan.settings.recipes import overrides, recipes, shell_lines, study_line, study_recipes
-from study.docs import wrap
+from mnist_gan.settings.recipes import overrides, recipes, study_recipes
+from study.docs import shell_lines, study_line, wrap
 from tests.conftest import DVC, ROOT, committed_copy, run
 
 # Appended to each recipe: later -S flags for the same key win, so each runs a few steps on little data (no

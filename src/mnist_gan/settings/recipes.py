@@ -1,6 +1,6 @@
 """The seed recipes (recipes.yaml beside this file): the five seed scripts this project replaces, as params.yaml
-settings; their `dvc exp run` lines (docs/recipes.md is generated from these) and their params, for the tests and
-benchmarks that train a seed's networks. The same file names the study's own recipes (`study_recipes`)."""
+settings, and their params, for the tests and benchmarks that train a seed's networks (docs/recipes.md shows their
+`dvc exp run` lines: study/docs.py). The same file names the study's own recipes (`study_recipes`)."""
 
 from __future__ import annotations
 
@@ -42,21 +42,6 @@ def params(seed: str, base: Path | None = None) -> Params:
     return parse(raw, f"recipe {seed}")
 
 
-def shell_lines() -> list[str]:
-    """docs/recipes.md's block: `SEEDS="..."` (the shared flags), then one `dvc exp run $SEEDS ...` per seed."""
-    lines = ['SEEDS="' + " ".join(f"-S {flag(k, v)}" for k, v in shared().items()) + '"']
-    for seed, recipe in recipes().items():
-        own = [flag(k, v) for k, v in yaml.safe_load(FILE.read_text())["recipes"][seed]["set"].items()]
-        quoted = [f"'{f}'" if "[" in f else f for f in own]
-        lines.append(f"dvc exp run $SEEDS {' '.join(f'-S {f}' for f in quoted)}   # seed {seed}: {recipe['title']}")
-    return lines
-
-
 def study_recipes() -> dict[str, dict]:
     """{name: {"title": ..., "set": {params key: value}}}: the study's named recipes, as changes to params.yaml."""
     return yaml.safe_load(FILE.read_text())["study"]
-
-
-def study_line(name: str) -> str:
-    """A study recipe's `dvc exp run` line."""
-    return "dvc exp run " + " ".join(f"-S {flag(k, v)}" for k, v in study_recipes()[name]["set"].items())
