@@ -327,3 +327,25 @@ def test_what_the_package_imports_is_declared_in_pyproject():
             if not dists & declared:
                 undeclared[name] = str(path.relative_to(ROOT))
     assert undeclared == {}, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+# declared for a library the package calls, which imports them itself
+USED_THROUGH = {"tensorboard": "torch.utils.tensorboard", "onnxscript": "torch.onnx.export"}
+
+
+def test_every_declared_dependency_is_imported_by_the_package():
+    """The other way round: each of pyproject.toml's dependencies (and the serve and sweep extras) is imported by the
+    package or a stage, or is what a library the package calls imports itself (USED_THROUGH); none is left behind
+    after the code that used it has gone."""
+    import importlib.metadata
+
+    providers = importlib.metadata.packages_distributions()
+    imported = set()
+    for path in [*library_modules().values(), *(ROOT / "stages").glob("*.py")]:
+        imported |= {d.lower().replace("_", "-") for n in third_party_imports(path) for d in providers.get(n, [n])}
+    unused = set()
+    for requirement in importlib.metadata.requires("mnist-gan"):
+        name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        if 'extra == "test"' not in requirement and name not in imported | {"mnist-gan", *USED_THROUGH}:
+            unused.add(name)
+    assert unused == set(), f"declared in pyproject.toml but imported nowhere: {sorted(unused)}"
