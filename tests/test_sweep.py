@@ -49,6 +49,11 @@ def cluster():
     if why is not None:
         pytest.skip(f"the test Ray cluster runs in a network namespace of its own: {why}")
     with Cluster(workers=2) as c:
+        # every process of every node listens on the loopback only (outside its namespace, Ray 2.60 binds the
+        # machine's address and ::): checked once, before any test uses the cluster
+        sockets = c.listening()
+        names, addresses = {name for name, _ in sockets}, {ip for _, ip in sockets}
+        assert names >= {"gcs_server", "raylet"} and addresses <= LOOPBACK, f"the test cluster listens on {sockets}"
         yield c
 
 
@@ -265,15 +270,6 @@ def test_an_unreachable_cluster_or_remote_is_refused_in_one_line_before_any_tria
     )
     assert "cannot push to the DVC remote 'down'" in refusal
     assert experiment_refs(origin) == before  # no trial ran
-
-
-@pytest.mark.slow
-def test_the_test_cluster_listens_on_the_loopback_only(cluster):
-    """Every process of every node (GCS, raylets, object managers, agents, workers): no listening socket on an
-    address other than the loopback (outside its namespace, Ray 2.60 binds the machine's address and ::)."""
-    sockets = cluster.listening()
-    assert {name for name, _ in sockets} >= {"gcs_server", "raylet"}, sockets
-    assert {ip for _, ip in sockets} <= LOOPBACK, sockets
 
 
 @pytest.mark.slow
