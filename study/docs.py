@@ -135,6 +135,7 @@ def study_table(rows: list[dict], times: dict, conditional: bool, base: dict | N
                 r["name"],
                 shown(difference(r["params"], base), "the default" if base is None else "that default"),
                 r["params"]["seed"],
+                cpu_short(r),
                 f"{r['flops_per_image'] / 1e6:.0f}",
                 *(number(m, ".1f") for m in minutes),
                 *metric_cells(r["generated"], conditional, fast),
@@ -145,6 +146,7 @@ def study_table(rows: list[dict], times: dict, conditional: bool, base: dict | N
         "row",
         changes,
         "seed",
+        "trained on",
         "MFLOP/img",
         "train min, bf16",
         "fp32",
@@ -154,6 +156,12 @@ def study_table(rows: list[dict], times: dict, conditional: bool, base: dict | N
         *(CONDITIONAL_HEAD if conditional else []),
     ]
     return table(head, body)
+
+
+def cpu_short(r: dict) -> str:
+    """The CPU class a quality row trained on, in a table cell: "Intel Xeon fam 6", "AMD EPYC fam 26"."""
+    name = " ".join(r["cpu"].replace("(R)", "").replace("Processor", "").split())
+    return name + (f" fam {r['family']}" if r.get("family") else "")
 
 
 def study(conditional: bool, widths: bool = False, two_sample: str | None = "patient") -> None:
