@@ -189,21 +189,20 @@ def repro(part: str) -> dict:
     return json.loads((ROOT / METRICS_FILE).read_text())[part]
 
 
-def default_runs(conditional: bool) -> list[dict]:
-    """The generated metrics of every run of the committed params in one mode: the committed `dvc repro` first
-    (conditional; its seed's study row, if any, is left out), then the study's runs at other seeds scored by
-    today's evaluation (the latest row of each seed)."""
+def default_runs(conditional: bool) -> list[tuple[int, dict, dict | None]]:
+    """(seed, generated metrics, study row) of every run of the committed params in one mode: the committed `dvc
+    repro` first (conditional; no row; its seed's study row, if any, is left out), then the study's runs at other
+    seeds scored by today's evaluation (the latest row of each seed)."""
     base, seed = {**committed(), "conditional": conditional}, committed()["seed"]
     latest = {  # a rerun replaces; rows scored before the two-sample test trained to convergence are not today's
         r["params"]["seed"]: r
         for r in read(QUALITY)
         if not difference(r["params"], base) and r["generated"].get("two_sample_se") is not None
     }
-    runs = list(latest.values())
+    runs = [(r["params"]["seed"], r["generated"], r) for r in latest.values()]
     if not conditional:
-        return [(r["params"]["seed"], r["generated"]) for r in runs]
-    others = [(r["params"]["seed"], r["generated"]) for r in runs if r["params"]["seed"] != seed]
-    return [(seed, repro("generated")), *others]
+        return runs
+    return [(seed, repro("generated"), None), *(run for run in runs if run[0] != seed)]
 
 
 def results() -> None:
@@ -213,14 +212,15 @@ def results() -> None:
     body = []
     for conditional in (True, False):
         runs = default_runs(conditional)
-        for i, (seed, g) in enumerate(runs):
+        for i, (seed, g, row) in enumerate(runs):
             if conditional:
                 what = f"the default, `dvc repro` (seed {seed})" if i == 0 else f"the same, `-S seed={seed}`"
             else:
                 what = f"`-S conditional=false -S seed={seed}`"
-            body.append([what, *metric_cells(g, conditional)])
+            where = f" ({cpu_short(row)})" if row and row.get("cpu") else ""  # a study row: the CPU it trained on
+            body.append([what + where, *metric_cells(g, conditional)])
         if len(runs) > 1:
-            means = {k: mean([g.get(k) for _, g in runs]) for k in SCALARS}
+            means = {k: mean([g.get(k) for _, g, _ in runs]) for k in SCALARS}
             cells = [f"**{c}**" if c else "" for c in metric_cells(means, conditional)]
             body.append([f"mean of these {len(runs)} seeds", *cells])
         if conditional:
@@ -319,7 +319,7 @@ def targets() -> None:
     body = []
     for t in DECISIONS["targets"]:
         runs = default_runs(t["conditional"])
-        read_off = verdict(t, [g.get(t["metric"]) for _, g in runs])
+        read_off = verdict(t, [g.get(t["metric"]) for _, g, _ in runs])
         if read_off is None:
             continue
         seen, met = read_off

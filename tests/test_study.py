@@ -58,7 +58,7 @@ def test_the_results_table_is_the_repro_then_the_other_seeds_then_their_mean(mon
     monkeypatch.setattr(docs, "QUALITY", table)
     runs = docs.default_runs(True)
     repro = json.loads((ROOT / "results" / "evaluate" / "metrics.json").read_text())["generated"]
-    assert [seed for seed, _ in runs] == [DEFAULT["seed"], 7, 1] and runs[0][1] == repro
+    assert [seed for seed, _, _ in runs] == [DEFAULT["seed"], 7, 1] and runs[0][1] == repro
     printed = []
     monkeypatch.setattr(docs, "out", printed.append)
     docs.results()
