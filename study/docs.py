@@ -24,7 +24,7 @@ import yaml
 from mnist_gan.evaluation.registry import METRICS, METRICS_FILE, summary
 from mnist_gan.outputs.markdown import markdown_table as table
 from mnist_gan.settings.recipes import FILE as RECIPES_FILE
-from mnist_gan.settings.recipes import flag, shared, study_recipes
+from mnist_gan.settings.recipes import flag, study_recipes
 from study.rows import (
     QUALITY,
     ROOT,
@@ -66,8 +66,9 @@ def recipes() -> None:
 
 def shell_lines() -> list[str]:
     """docs/recipes.md's block: `SEEDS="..."` (the shared flags), then one `dvc exp run $SEEDS ...` per seed."""
-    lines = ['SEEDS="' + " ".join(f"-S {flag(k, v)}" for k, v in shared().items()) + '"']
-    for seed, recipe in yaml.safe_load(RECIPES_FILE.read_text())["recipes"].items():
+    data = yaml.safe_load(RECIPES_FILE.read_text())
+    lines = ['SEEDS="' + " ".join(f"-S {flag(k, v)}" for k, v in data["shared"].items()) + '"']
+    for seed, recipe in data["recipes"].items():
         own = [flag(k, v) for k, v in recipe["set"].items()]  # the seed's own keys, after the shared ones
         quoted = [f"'{f}'" if "[" in f else f for f in own]
         lines.append(f"dvc exp run $SEEDS {' '.join(f'-S {f}' for f in quoted)}   # seed {seed}: {recipe['title']}")

@@ -309,21 +309,28 @@ def third_party_imports(path: Path) -> set[str]:
     return found - set(sys.stdlib_module_names) - set(ROOMS) - {"__future__"}
 
 
+def distribution(name: str) -> str:
+    """A distribution's name as pip compares them: "PyYAML" and "pyyaml", "annotated_types" and "annotated-types"."""
+    return name.lower().replace("_", "-")
+
+
+def requirement_name(requirement: str) -> str:
+    """The distribution a requirement line of the package's metadata names ("dvc[s3]>=3.50" -> "dvc")."""
+    return distribution(re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0])
+
+
 def test_what_the_package_imports_is_declared_in_pyproject():
     """Every distribution the package's modules import is in pyproject.toml's dependencies or an extra (as the
     installed package's metadata has them), so no import works only because another package happened to bring it
     (pydantic and gto came with DVC)."""
     import importlib.metadata
 
-    declared = {
-        re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower().replace("_", "-")
-        for r in importlib.metadata.requires("mnist-gan")
-    }
+    declared = {requirement_name(r) for r in importlib.metadata.requires("mnist-gan")}
     providers = importlib.metadata.packages_distributions()
     undeclared = {}
     for path in library_modules().values():
         for name in third_party_imports(path):
-            dists = {d.lower().replace("_", "-") for d in providers.get(name, [name])}
+            dists = {distribution(d) for d in providers.get(name, [name])}
             if not dists & declared:
                 undeclared[name] = str(path.relative_to(ROOT))
     assert undeclared == {}, f"imported but not declared in pyproject.toml: {undeclared}"
@@ -342,10 +349,10 @@ def test_every_declared_dependency_is_imported_by_the_package():
     providers = importlib.metadata.packages_distributions()
     imported = set()
     for path in [*library_modules().values(), *(ROOT / "stages").glob("*.py")]:
-        imported |= {d.lower().replace("_", "-") for n in third_party_imports(path) for d in providers.get(n, [n])}
+        imported |= {distribution(d) for n in third_party_imports(path) for d in providers.get(n, [n])}
     unused = set()
     for requirement in importlib.metadata.requires("mnist-gan"):
-        name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        name = requirement_name(requirement)
         if 'extra == "test"' not in requirement and name not in imported | {"mnist-gan", *USED_THROUGH}:
             unused.add(name)
     assert unused == set(), f"declared in pyproject.toml but imported nowhere: {sorted(unused)}"

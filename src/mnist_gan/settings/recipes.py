@@ -21,10 +21,6 @@ def recipes() -> dict[str, dict]:
     return {seed: {**r, "set": {**data["shared"], **r["set"]}} for seed, r in data["recipes"].items()}
 
 
-def shared() -> dict:
-    return yaml.safe_load(FILE.read_text())["shared"]
-
-
 def flag(key: str, value) -> str:
     """`key=value` as `dvc exp run -S` takes it (YAML flow for lists and null)."""
     text = json.dumps(value) if isinstance(value, list) else yaml.safe_dump(value, default_flow_style=True)
