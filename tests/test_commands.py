@@ -116,6 +116,18 @@ def test_the_study_table_and_plot_render_from_the_committed_rows(tmp_path):
     assert done.exit_code == 0 and (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG", done.output
 
 
+def test_the_plot_draws_a_setting_once_at_the_mean_of_its_seeds():
+    from study.plot import front, settings
+    from study.rows import QUALITY, SPEED, quiet_times, read
+
+    rows = [r for r in read(QUALITY) if r["name"] in ("pg32e18", "pg32e18_s7", "pg32e18_s3", "pg32e28", "pg32e28_s7")]
+    points = settings(rows, quiet_times(SPEED), "two_sample_accuracy", conditional=True)
+    by_name = {s.name: s for s in points}
+    assert sorted(by_name) == ["pg32e18", "pg32e28"] and len(by_name["pg32e18"].values) == 3
+    assert by_name["pg32e18"].default and not by_name["pg32e28"].default and by_name["pg32e28"].budget
+    assert [s.name for s in front(points)] == ["pg32e18", "pg32e28"]  # 28 epochs: lower on the mean, dearer
+
+
 def test_timings_record_appends_a_row_with_the_cpu_class(tmp_path):
     from benchmarks import timings
 
