@@ -25,8 +25,6 @@ from mnist_gan.evaluation.registry import METRICS_FILE, summary
 from mnist_gan.settings.configs import MODELS, conditioning_words
 from mnist_gan.settings.params import read_yaml
 
-BUMPS = ("major", "minor", "patch")
-
 
 class ReleaseError(PipelineError):
     """A version that could not be fetched, or an option that names nothing: nothing is tagged."""
