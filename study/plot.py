@@ -39,6 +39,10 @@ class Setting:
     default: bool  # the committed settings
 
     @property
+    def y(self) -> float:
+        return mean(self.values)
+
+    @property
     def label(self) -> str:
         return self.name if len(self.values) == 1 else f"{self.name} (n={len(self.values)})"
 
@@ -57,17 +61,17 @@ def settings(rows: list[dict], times: dict, key: str, conditional: bool) -> list
         minutes = train_minutes(group[0], times)
         if minutes is not None:
             name = min((r["name"] for r in group), key=len)
-            budget = today and not difference(group[0]["params"], None, ("seed", "epochs", "conditional"))
-            default = budget and not set(changes) - {"conditional"}
+            budget = today and not set(changes) - {"epochs", "conditional"}
+            default = budget and "epochs" not in changes
             out.append(Setting(minutes, [r["generated"][key] for r in group], name, budget, default))
-    return sorted(out, key=lambda s: (s.minutes, mean(s.values)))
+    return sorted(out, key=lambda s: (s.minutes, s.y))
 
 
 def front(points: list[Setting]) -> list[Setting]:
     """The settings no cheaper one beats on the mean (points sorted by minutes)."""
     out: list[Setting] = []
     for s in points:
-        if not out or mean(s.values) < mean(out[-1].values):
+        if not out or s.y < out[-1].y:
             out.append(s)
     return out
 
@@ -86,13 +90,13 @@ def draw(rows: list[dict], speed_table: Path, out: Path) -> None:
             best = front(points)
             for s in points:
                 ax.vlines(s.minutes, min(s.values), max(s.values), color=color, linewidth=1.5, alpha=0.5)
-                ax.scatter(s.minutes, mean(s.values), s=18, color=color)
+                ax.scatter(s.minutes, s.y, s=18, color=color)
             labelled = best + [s for s in points if s.default and s not in best]
             for i, s in enumerate(labelled):  # above and below in turn: a front's neighbours sit close together
                 below, aside = i % 2 and i < len(best), s not in best  # the default off its front: up, with a line
                 ax.annotate(
                     s.label,
-                    (s.minutes, mean(s.values)),
+                    (s.minutes, s.y),
                     xytext=(30, 30) if aside else (4, -10 if below else 4),
                     textcoords="offset points",
                     fontsize=7,
@@ -100,9 +104,9 @@ def draw(rows: list[dict], speed_table: Path, out: Path) -> None:
                 )
             mode = "conditional" if conditional else "-S conditional=false"
             if best:
-                xy = [(s.minutes, mean(s.values)) for s in best]
+                xy = [(s.minutes, s.y) for s in best]
                 ax.step(*zip(*xy, strict=True), where="post", color=color, linewidth=0.8, label=f"{mode}: front")
-            curve = [(s.minutes, mean(s.values)) for s in points if s.budget]
+            curve = [(s.minutes, s.y) for s in points if s.budget]
             if len(curve) > 1:
                 ax.plot(*zip(*curve, strict=True), color=color, linestyle=":", label=f"{mode}: epochs only")
         ax.legend(fontsize=8)
